@@ -1,0 +1,313 @@
+"""The async Env protocol shared by real and synthetic environments, and :class:`DreamEnv`.
+
+A policy, a rollout runner, an evaluator or a trainer only ever sees :class:`Env`, so switching between
+the synthetic environment and a real one (sim-to-real) is a one-line change.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from dreamgym_sdk.bus import EventBus
+from dreamgym_sdk.errors import EnvClosedError, EpisodeFinishedError, ResetNeededError
+from dreamgym_sdk.events import EpisodeCompleted, EpisodeStarted, TransitionRecorded
+from dreamgym_sdk.experience.base import ExperienceModel, ExperienceRequest
+from dreamgym_sdk.types import Episode, Provenance, Source, StepResult, Task, Transition, new_id
+
+__all__ = ["DreamEnv", "Env", "RecordedEnv", "RecordingEnv", "TaskLike"]
+
+TaskLike = Task | str
+"""A :class:`Task`, or a plain instruction string that becomes one."""
+
+
+@runtime_checkable
+class Env(Protocol):
+    """An async, gymnasium-style text environment (one episode at a time).
+
+    ``reset`` starts an episode and returns ``(observation, info)``; ``step`` returns a
+    :class:`~dreamgym_sdk.StepResult` with ``terminated`` (the task ended) kept apart from ``truncated``
+    (a limit cut it short). ``step`` before ``reset`` raises :class:`ResetNeededError`; ``step`` after the
+    episode ended raises :class:`EpisodeFinishedError`; ``close`` is idempotent.
+    """
+
+    async def reset(
+        self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]: ...
+
+    async def step(self, action: str) -> StepResult: ...
+
+    async def close(self) -> None: ...
+
+
+def _as_task(task: TaskLike | None, environment: str) -> Task:
+    if task is None:
+        raise ValueError("reset() needs a task: pass task=Task(...) or an instruction string")
+    return Task(instruction=task, environment=environment) if isinstance(task, str) else task
+
+
+class _EpisodeRecorder:
+    """Builds an :class:`Episode` step by step and publishes its events (shared by DreamEnv and
+    RecordingEnv).
+
+    Appending a transition and publishing it happen together: the publish is the only suspension point
+    and is all-or-nothing, so a cancelled step leaves no half-recorded transition.
+    """
+
+    __slots__ = ("_bus", "_transitions", "episode_id", "group", "initial_state", "seed", "source",
+                 "started_at", "state", "task")
+
+    def __init__(self, bus: EventBus | None, task: Task, source: Source, initial_state: str,
+                 seed: int | None, group: int) -> None:
+        self._bus = bus
+        self.task = task
+        self.source = source
+        self.initial_state = initial_state
+        self.state = initial_state
+        self.seed = seed
+        self.group = group
+        self.episode_id = new_id()
+        self.started_at = time.time()
+        self._transitions: list[Transition] = []
+
+    @property
+    def history(self) -> tuple[Transition, ...]:
+        return tuple(self._transitions)
+
+    @property
+    def steps(self) -> int:
+        return len(self._transitions)
+
+    async def start(self) -> None:
+        if self._bus is not None:
+            await self._bus.publish(
+                EpisodeStarted(episode_id=self.episode_id, task=self.task, source=self.source,
+                               initial_state=self.initial_state, group=self.group)
+            )
+
+    async def record(self, transition: Transition) -> None:
+        """Append ``transition`` and publish it (with ``EpisodeCompleted`` when it ends the episode).
+
+        The publish is the only suspension point and is all-or-nothing, so either the transition is
+        appended and every subscriber gets its events, or (when cancelled) nothing happens.
+        """
+        if self._bus is not None:
+            recorded = TransitionRecorded(transition=transition)
+            if transition.done:
+                await self._bus.publish(recorded, EpisodeCompleted(episode=self._episode(transition)))
+            else:
+                await self._bus.publish(recorded)
+        self._transitions.append(transition)
+        self.state = transition.next_state
+
+    def episode(self) -> Episode:
+        return self._episode(None)
+
+    def _episode(self, last: Transition | None) -> Episode:
+        transitions = (*self._transitions, last) if last is not None else tuple(self._transitions)
+        done = bool(transitions) and transitions[-1].done
+        return Episode(
+            id=self.episode_id, task=self.task, source=self.source, initial_state=self.initial_state,
+            transitions=transitions, group=self.group, seed=self.seed, started_at=self.started_at,
+            ended_at=time.time() if done else None,
+        )
+
+
+class RecordedEnv:
+    """Base of envs that record their episodes (DreamEnv, RecordingEnv): step ordering, closing, the
+    current episode and its history."""
+
+    environment: str
+    _recorder: _EpisodeRecorder | None = None
+    _closed: bool = False
+
+    def _check_can_step(self) -> _EpisodeRecorder:
+        if self._closed:
+            raise EnvClosedError("this environment is closed")
+        rec = self._recorder
+        if rec is None:
+            raise ResetNeededError("call reset() before step()")
+        if rec._transitions and rec._transitions[-1].done:
+            raise EpisodeFinishedError(
+                f"episode {rec.episode_id} already ended after {rec.steps} step(s); call reset() to start a new one"
+            )
+        return rec
+
+    @property
+    def history(self) -> tuple[Transition, ...]:
+        """The transitions of the current episode so far, oldest first."""
+        return () if self._recorder is None else self._recorder.history
+
+    @property
+    def episode(self) -> Episode | None:
+        """The current (or last) episode so far, or ``None`` before the first reset."""
+        return None if self._recorder is None else self._recorder.episode()
+
+    async def close(self) -> None:
+        """Close the environment; idempotent."""
+        self._closed = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class DreamEnv(RecordedEnv):
+    """A synthetic environment: every step is produced by an :class:`ExperienceModel`.
+
+    Cheap to create: make one per episode and run many concurrently over shared components (model,
+    bus, replay buffer).
+
+    ```python
+    async with DreamEnv(model, bus=bus, max_steps=20) as env:
+        obs, info = await env.reset(task="put the apple in the fridge")
+        result = await env.step("open fridge")
+        obs, reward, terminated, truncated, info = result
+    ```
+
+    Args:
+        model: the experience model that synthesises transitions.
+        bus: where to publish ``EpisodeStarted``, ``TransitionRecorded`` and ``EpisodeCompleted``.
+        max_steps: the episode is truncated after this many steps.
+        environment: the environment name recorded on tasks given as strings and on transitions.
+        group: index of this rollout within its task's group (set by the rollout runner).
+    """
+
+    def __init__(
+        self,
+        model: ExperienceModel,
+        *,
+        bus: EventBus | None = None,
+        max_steps: int = 30,
+        environment: str = "dream",
+        group: int = 0,
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError("max_steps must be at least 1")
+        self.model = model
+        self.bus = bus
+        self.max_steps = max_steps
+        self.environment = environment
+        self.group = group
+        self._seed: int | None = None
+
+    async def reset(
+        self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start a new episode of ``task`` and return ``(initial_state, info)``.
+
+        Args:
+            task: the task, or an instruction string.
+            seed: sampling seed forwarded to the experience model (step ``i`` uses ``seed + i``).
+            options: ``{"initial_state": str}`` overrides the task's initial state.
+        """
+        if self._closed:
+            raise EnvClosedError("this environment is closed")
+        the_task = _as_task(task, self.environment)
+        state = (options or {}).get("initial_state") or the_task.initial_state
+        if state is None:
+            state = await self.model.initial_state(the_task)
+        self._seed = seed
+        rec = _EpisodeRecorder(self.bus, the_task, Source.SYNTHETIC, state, seed, self.group)
+        await rec.start()
+        self._recorder = rec
+        return state, {"episode_id": rec.episode_id, "task_id": the_task.id, "source": Source.SYNTHETIC.value}
+
+    async def step(self, action: str) -> StepResult:
+        """Synthesise the next transition for ``action``."""
+        rec = self._check_can_step()
+        index = rec.steps
+        request = ExperienceRequest(
+            task=rec.task, state=rec.state, action=action, history=rec.history, episode_id=rec.episode_id,
+            step=index, seed=None if self._seed is None else self._seed + index,
+        )
+        prediction = await self.model.predict(request)
+        out = prediction.output
+        truncated = not out.done and index + 1 >= self.max_steps
+        transition = Transition(
+            task_id=rec.task.id, episode_id=rec.episode_id, step=index, environment=rec.task.environment,
+            state=rec.state, action=action, reasoning=out.reasoning, next_state=out.next_state,
+            reward=out.reward, terminated=out.done, truncated=truncated, success=out.success,
+            source=Source.SYNTHETIC, provenance=prediction.provenance,
+        )
+        await rec.record(transition)
+        info = _step_info(transition, prediction.provenance)
+        if prediction.info:
+            info.update(prediction.info)
+        return StepResult(out.next_state, out.reward, out.done, truncated, info)
+
+
+class RecordingEnv(RecordedEnv):
+    """Wraps any :class:`Env` (typically a real one) so its episodes are recorded and published like a
+    DreamEnv's, with ``source="real"`` by default.
+
+    Args:
+        env: the environment to wrap; it is closed with the wrapper.
+        bus: where to publish the episode events.
+        source: the source recorded on transitions.
+        environment: the environment name recorded on transitions and string tasks.
+        group: index of this rollout within its task's group.
+    """
+
+    def __init__(self, env: Env, *, bus: EventBus | None = None, source: Source = Source.REAL,
+                 environment: str = "real", group: int = 0) -> None:
+        self.env = env
+        self.bus = bus
+        self.source = source
+        self.environment = environment
+        self.group = group
+
+    async def reset(
+        self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        if self._closed:
+            raise EnvClosedError("this environment is closed")
+        obs, info = await self.env.reset(task=task, seed=seed, options=options)
+        the_task = info.get("task")
+        if not isinstance(the_task, Task):
+            the_task = _as_task(task, self.environment) if task is not None else Task(
+                instruction=str(info.get("objective", "")), environment=self.environment)
+        rec = _EpisodeRecorder(self.bus, the_task, self.source, obs, seed, self.group)
+        await rec.start()
+        self._recorder = rec
+        return obs, {**info, "episode_id": rec.episode_id, "task_id": the_task.id, "source": self.source.value}
+
+    async def step(self, action: str) -> StepResult:
+        rec = self._check_can_step()
+        started = time.perf_counter()
+        result = await self.env.step(action)
+        provenance = Provenance(model=self.environment, latency_s=time.perf_counter() - started)
+        info = result.info
+        transition = Transition(
+            task_id=rec.task.id, episode_id=rec.episode_id, step=rec.steps, environment=rec.task.environment,
+            state=rec.state, action=action, reasoning=str(info.get("reasoning", "")),
+            next_state=result.observation, reward=float(result.reward), terminated=result.terminated,
+            truncated=result.truncated, success=bool(info.get("success", False)), source=self.source,
+            provenance=provenance,
+        )
+        await rec.record(transition)
+        return StepResult(result.observation, result.reward, result.terminated, result.truncated,
+                          {**info, **_step_info(transition, provenance)})
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.env.close()
+
+
+def _step_info(transition: Transition, provenance: Provenance) -> dict[str, Any]:
+    return {
+        "reasoning": transition.reasoning,
+        "success": transition.success,
+        "source": transition.source.value,
+        "retrieved_ids": list(provenance.retrieved_ids),
+        "transition_id": transition.id,
+        "episode_id": transition.episode_id,
+        "step": transition.step,
+        "provenance": provenance,
+    }

@@ -1,0 +1,130 @@
+"""Conformance checks that any third-party implementation of a protocol can run in its own tests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from dreamgym_sdk.env import Env, TaskLike
+from dreamgym_sdk.errors import ConformanceError, EnvClosedError, EpisodeFinishedError, ResetNeededError
+from dreamgym_sdk.types import StepResult
+
+__all__ = ["check_env"]
+
+
+def _fail(message: str) -> ConformanceError:
+    return ConformanceError(f"check_env: {message}")
+
+
+async def check_env(
+    env: Env,
+    *,
+    task: TaskLike | None = None,
+    actions: Sequence[str] = ("look",),
+    max_steps: int = 100,
+    seed: int | None = 0,
+    check_determinism: bool = True,
+    fresh_env: Env | None = None,
+) -> None:
+    """Check that ``env`` follows the :class:`~dreamgym_sdk.Env` protocol; raise ConformanceError if not.
+
+    It verifies: ``step`` before ``reset`` raises :class:`ResetNeededError`; ``reset`` returns
+    ``(str, dict)``; ``step`` returns a :class:`StepResult` with a finite float reward, boolean
+    ``terminated``/``truncated`` and a dict ``info``, unpackable as a gymnasium 5-tuple; the episode ends
+    within ``max_steps`` steps (actions are cycled); ``step`` after the end raises
+    :class:`EpisodeFinishedError`; two resets with the same seed give the same observation (unless
+    ``check_determinism=False``); ``close`` is idempotent and later calls raise :class:`EnvClosedError`.
+
+    Args:
+        env: a fresh, never-reset environment.
+        task: what to pass to ``reset(task=...)``.
+        actions: actions to play, cycled until the episode ends.
+        max_steps: the episode must end within this many steps.
+        seed: the seed for ``reset``.
+        check_determinism: compare two resets with the same seed.
+        fresh_env: an unused env of the same kind for the step-before-reset check; defaults to ``env``.
+    """
+    if not actions:
+        raise ValueError("check_env needs at least one action")
+    for name in ("reset", "step", "close"):
+        if not callable(getattr(env, name, None)):
+            raise _fail(f"missing method {name}()")
+
+    probe = fresh_env if fresh_env is not None else env
+    try:
+        await probe.step(actions[0])
+    except ResetNeededError:
+        pass
+    except Exception as exc:
+        raise _fail(f"step() before reset() raised {type(exc).__name__}, expected ResetNeededError") from exc
+    else:
+        raise _fail("step() before reset() did not raise ResetNeededError")
+
+    reset = await env.reset(task=task, seed=seed)
+    _check_reset(reset)
+    first_obs = reset[0]
+
+    result: StepResult | None = None
+    for i in range(max_steps):
+        result = await env.step(actions[i % len(actions)])
+        _check_step(result, i)
+        if result.terminated or result.truncated:
+            break
+    else:
+        raise _fail(f"the episode did not end within {max_steps} steps")
+
+    try:
+        await env.step(actions[0])
+    except EpisodeFinishedError:
+        pass
+    except Exception as exc:
+        raise _fail(f"step() after the end raised {type(exc).__name__}, expected EpisodeFinishedError") from exc
+    else:
+        raise _fail("step() after the episode ended did not raise EpisodeFinishedError (no silent reset)")
+
+    if check_determinism:
+        again = await env.reset(task=task, seed=seed)
+        _check_reset(again)
+        if again[0] != first_obs:
+            raise _fail("two reset() calls with the same seed gave different observations")
+
+    await env.close()
+    await env.close()  # idempotent
+    try:
+        await env.step(actions[0])
+    except EnvClosedError:
+        pass
+    except Exception as exc:
+        raise _fail(f"step() after close() raised {type(exc).__name__}, expected EnvClosedError") from exc
+    else:
+        raise _fail("step() after close() did not raise EnvClosedError")
+
+
+def _check_reset(value: Any) -> None:
+    if not (isinstance(value, tuple) and len(value) == 2):  # pyright: ignore[reportUnknownArgumentType]
+        raise _fail(f"reset() must return (observation, info), got {type(value).__name__}")
+    obs, info = value  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(obs, str):
+        raise _fail(f"reset() observation must be str, got {type(obs).__name__}")  # pyright: ignore[reportUnknownArgumentType]
+    if not isinstance(info, dict):
+        raise _fail(f"reset() info must be dict, got {type(info).__name__}")  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _check_step(result: Any, index: int) -> None:
+    where = f"step {index}"
+    if not isinstance(result, StepResult):
+        raise _fail(f"{where}: step() must return StepResult, got {type(result).__name__}")
+    if not isinstance(result.observation, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise _fail(f"{where}: observation must be str")
+    if isinstance(result.reward, bool) or not isinstance(result.reward, int | float):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise _fail(f"{where}: reward must be a number, got {type(result.reward).__name__}")
+    if not math.isfinite(result.reward):
+        raise _fail(f"{where}: reward must be finite, got {result.reward}")
+    for flag in ("terminated", "truncated"):
+        if not isinstance(getattr(result, flag), bool):
+            raise _fail(f"{where}: {flag} must be bool")
+    if not isinstance(result.info, dict):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise _fail(f"{where}: info must be dict")
+    if len(tuple(result)) != 5:
+        raise _fail(f"{where}: StepResult must unpack to 5 values")
