@@ -8,18 +8,22 @@ from dreamgym_sdk.testing.conformance import check_env
 from dreamgym_sdk.testing.doubles import (
     FunctionExperienceModel,
     FunctionPolicy,
+    FunctionProvider,
     RecordingTrainer,
     ScriptedExperienceModel,
     ScriptedPolicy,
+    ScriptedProvider,
     ScriptExhaustedError,
 )
 
 __all__ = [
     "FunctionExperienceModel",
     "FunctionPolicy",
+    "FunctionProvider",
     "RecordingTrainer",
     "ScriptExhaustedError",
     "ScriptedExperienceModel",
     "ScriptedPolicy",
+    "ScriptedProvider",
     "check_env",
 ]

@@ -7,15 +7,18 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from dreamgym_sdk.experience.base import ExperienceOutput, ExperienceRequest, Prediction
+from dreamgym_sdk.providers.base import ChatRequest, ChatResponse
 from dreamgym_sdk.types import Episode, Provenance, Task, Transition
 
 __all__ = [
     "FunctionExperienceModel",
     "FunctionPolicy",
+    "FunctionProvider",
     "RecordingTrainer",
     "ScriptExhaustedError",
     "ScriptedExperienceModel",
     "ScriptedPolicy",
+    "ScriptedProvider",
 ]
 
 OutputLike = ExperienceOutput | Mapping[str, Any]
@@ -159,3 +162,54 @@ class RecordingTrainer:
             "mean_reward": sum(e.total_reward for e in batch) / len(batch),
             "success_rate": sum(e.success for e in batch) / len(batch),
         }
+
+
+ProviderFn = Callable[[ChatRequest], str | ChatResponse | Awaitable[str | ChatResponse]]
+
+
+class FunctionProvider:
+    """A provider that answers with your function ``fn(request) -> text`` (sync or async).
+
+    Use it in place of a hosted model in tests; every request is kept in ``requests``.
+    """
+
+    def __init__(self, fn: ProviderFn, *, model: str = "test/function") -> None:
+        self.fn = fn
+        self._model = model
+        self.requests: list[ChatRequest] = []
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        self.requests.append(request)
+        value = self.fn(request)
+        if inspect.isawaitable(value):
+            value = await value
+        if isinstance(value, ChatResponse):
+            return value
+        return ChatResponse(text=value, model=self._model, finish_reason="stop")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ScriptedProvider(FunctionProvider):
+    """A provider that returns the given texts in order; raises :class:`ScriptExhaustedError` after."""
+
+    def __init__(self, texts: Iterable[str], *, model: str = "test/scripted") -> None:
+        self._texts = list(texts)
+        self._next = 0
+        super().__init__(self._answer, model=model)
+
+    def _answer(self, request: ChatRequest) -> str:
+        if self._next >= len(self._texts):
+            raise ScriptExhaustedError(f"scripted provider ran out after {len(self._texts)} answers")
+        self._next += 1
+        return self._texts[self._next - 1]
+
+    @property
+    def unconsumed(self) -> list[str]:
+        """Scripted answers not yet returned."""
+        return self._texts[self._next :]

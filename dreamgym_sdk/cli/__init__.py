@@ -1,0 +1,34 @@
+"""The ``dreamgym`` command line.
+
+Each command group lives in its own module of this package and is registered here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from dreamgym_sdk._version import __version__
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="dreamgym",
+    help="Train LLM agents with reinforcement learning on synthetic experience (DreamGym).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dreamgym-sdk {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Train LLM agents with reinforcement learning on synthetic experience (DreamGym)."""
