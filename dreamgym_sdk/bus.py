@@ -10,6 +10,8 @@ Subscriptions are plain async iterators, or callbacks run by the bus inside its 
 callback's exception propagates to whoever owns the bus (``async with EventBus() as bus: ...``).
 """
 
+# pyright: reportPrivateUsage=false
+# (EventBus and Subscription are one unit: the bus calls the subscription's private delivery hooks.)
 from __future__ import annotations
 
 import inspect
@@ -105,7 +107,8 @@ class Subscription(Generic[E]):
     async def _wait_for_room(self) -> None:
         if self._has_room is None:
             self._has_room = anyio.Event()
-        await self._has_room.wait()
+        room = self._has_room
+        await room.wait()
 
     def _put(self, event: E) -> None:
         if self._closed:
@@ -168,7 +171,8 @@ class Subscription(Generic[E]):
             except anyio.WouldBlock:
                 if self._has_items is None:
                     self._has_items = anyio.Event()
-                await self._has_items.wait()
+                items = self._has_items
+                await items.wait()
 
     async def receive_batch(self, max_items: int = 1024) -> list[E]:
         """Wait for at least one event and return up to ``max_items`` buffered events at once."""
@@ -239,8 +243,9 @@ class EventBus:
 
     # -- context ---------------------------------------------------------------------------------
     async def __aenter__(self) -> Self:
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
         return self
 
     async def __aexit__(
@@ -261,18 +266,19 @@ class EventBus:
         maxsize: int = ...,
         overflow: Overflow | str = ...,
         name: str | None = ...,
-        callback: None = None,
+        callback: Callback[E] | None = ...,
     ) -> Subscription[E]: ...
     @overload
     def subscribe(
         self,
-        event_type: type[E],
+        event_type: type[Event],
+        other_type: type[Event],
         /,
         *more_types: type[Event],
         maxsize: int = ...,
         overflow: Overflow | str = ...,
         name: str | None = ...,
-        callback: Callback[E] | None = ...,
+        callback: Callback[Any] | None = ...,
     ) -> Subscription[Event]: ...
     def subscribe(
         self,

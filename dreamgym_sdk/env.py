@@ -7,6 +7,7 @@ the synthetic environment and a real one (sim-to-real) is a one-line change.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -55,11 +56,28 @@ class _EpisodeRecorder:
     and is all-or-nothing, so a cancelled step leaves no half-recorded transition.
     """
 
-    __slots__ = ("_bus", "_transitions", "episode_id", "group", "initial_state", "seed", "source",
-                 "started_at", "state", "task")
+    __slots__ = (
+        "_bus",
+        "_transitions",
+        "episode_id",
+        "group",
+        "initial_state",
+        "seed",
+        "source",
+        "started_at",
+        "state",
+        "task",
+    )
 
-    def __init__(self, bus: EventBus | None, task: Task, source: Source, initial_state: str,
-                 seed: int | None, group: int) -> None:
+    def __init__(
+        self,
+        bus: EventBus | None,
+        task: Task,
+        source: Source,
+        initial_state: str,
+        seed: int | None,
+        group: int,
+    ) -> None:
         self._bus = bus
         self.task = task
         self.source = source
@@ -79,11 +97,20 @@ class _EpisodeRecorder:
     def steps(self) -> int:
         return len(self._transitions)
 
+    @property
+    def done(self) -> bool:
+        return bool(self._transitions) and self._transitions[-1].done
+
     async def start(self) -> None:
         if self._bus is not None:
             await self._bus.publish(
-                EpisodeStarted(episode_id=self.episode_id, task=self.task, source=self.source,
-                               initial_state=self.initial_state, group=self.group)
+                EpisodeStarted(
+                    episode_id=self.episode_id,
+                    task=self.task,
+                    source=self.source,
+                    initial_state=self.initial_state,
+                    group=self.group,
+                )
             )
 
     async def record(self, transition: Transition) -> None:
@@ -108,13 +135,19 @@ class _EpisodeRecorder:
         transitions = (*self._transitions, last) if last is not None else tuple(self._transitions)
         done = bool(transitions) and transitions[-1].done
         return Episode(
-            id=self.episode_id, task=self.task, source=self.source, initial_state=self.initial_state,
-            transitions=transitions, group=self.group, seed=self.seed, started_at=self.started_at,
+            id=self.episode_id,
+            task=self.task,
+            source=self.source,
+            initial_state=self.initial_state,
+            transitions=transitions,
+            group=self.group,
+            seed=self.seed,
+            started_at=self.started_at,
             ended_at=time.time() if done else None,
         )
 
 
-class RecordedEnv:
+class RecordedEnv(ABC):
     """Base of envs that record their episodes (DreamEnv, RecordingEnv): step ordering, closing, the
     current episode and its history."""
 
@@ -128,11 +161,22 @@ class RecordedEnv:
         rec = self._recorder
         if rec is None:
             raise ResetNeededError("call reset() before step()")
-        if rec._transitions and rec._transitions[-1].done:
+        if rec.done:
             raise EpisodeFinishedError(
-                f"episode {rec.episode_id} already ended after {rec.steps} step(s); call reset() to start a new one"
+                f"episode {rec.episode_id} already ended after {rec.steps} step(s); "
+                "call reset() to start a new one"
             )
         return rec
+
+    @abstractmethod
+    async def reset(
+        self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start a new episode; see :class:`Env`."""
+
+    @abstractmethod
+    async def step(self, action: str) -> StepResult:
+        """Take one step; see :class:`Env`."""
 
     @property
     def history(self) -> tuple[Transition, ...]:
@@ -223,17 +267,32 @@ class DreamEnv(RecordedEnv):
         rec = self._check_can_step()
         index = rec.steps
         request = ExperienceRequest(
-            task=rec.task, state=rec.state, action=action, history=rec.history, episode_id=rec.episode_id,
-            step=index, seed=None if self._seed is None else self._seed + index,
+            task=rec.task,
+            state=rec.state,
+            action=action,
+            history=rec.history,
+            episode_id=rec.episode_id,
+            step=index,
+            seed=None if self._seed is None else self._seed + index,
         )
         prediction = await self.model.predict(request)
         out = prediction.output
         truncated = not out.done and index + 1 >= self.max_steps
         transition = Transition(
-            task_id=rec.task.id, episode_id=rec.episode_id, step=index, environment=rec.task.environment,
-            state=rec.state, action=action, reasoning=out.reasoning, next_state=out.next_state,
-            reward=out.reward, terminated=out.done, truncated=truncated, success=out.success,
-            source=Source.SYNTHETIC, provenance=prediction.provenance,
+            task_id=rec.task.id,
+            episode_id=rec.episode_id,
+            step=index,
+            environment=rec.task.environment,
+            state=rec.state,
+            action=action,
+            reasoning=out.reasoning,
+            next_state=out.next_state,
+            reward=out.reward,
+            terminated=out.done,
+            truncated=truncated,
+            success=out.success,
+            source=Source.SYNTHETIC,
+            provenance=prediction.provenance,
         )
         await rec.record(transition)
         info = _step_info(transition, prediction.provenance)
@@ -254,8 +313,15 @@ class RecordingEnv(RecordedEnv):
         group: index of this rollout within its task's group.
     """
 
-    def __init__(self, env: Env, *, bus: EventBus | None = None, source: Source = Source.REAL,
-                 environment: str = "real", group: int = 0) -> None:
+    def __init__(
+        self,
+        env: Env,
+        *,
+        bus: EventBus | None = None,
+        source: Source = Source.REAL,
+        environment: str = "real",
+        group: int = 0,
+    ) -> None:
         self.env = env
         self.bus = bus
         self.source = source
@@ -270,12 +336,20 @@ class RecordingEnv(RecordedEnv):
         obs, info = await self.env.reset(task=task, seed=seed, options=options)
         the_task = info.get("task")
         if not isinstance(the_task, Task):
-            the_task = _as_task(task, self.environment) if task is not None else Task(
-                instruction=str(info.get("objective", "")), environment=self.environment)
+            the_task = (
+                _as_task(task, self.environment)
+                if task is not None
+                else Task(instruction=str(info.get("objective", "")), environment=self.environment)
+            )
         rec = _EpisodeRecorder(self.bus, the_task, self.source, obs, seed, self.group)
         await rec.start()
         self._recorder = rec
-        return obs, {**info, "episode_id": rec.episode_id, "task_id": the_task.id, "source": self.source.value}
+        return obs, {
+            **info,
+            "episode_id": rec.episode_id,
+            "task_id": the_task.id,
+            "source": self.source.value,
+        }
 
     async def step(self, action: str) -> StepResult:
         rec = self._check_can_step()
@@ -284,15 +358,29 @@ class RecordingEnv(RecordedEnv):
         provenance = Provenance(model=self.environment, latency_s=time.perf_counter() - started)
         info = result.info
         transition = Transition(
-            task_id=rec.task.id, episode_id=rec.episode_id, step=rec.steps, environment=rec.task.environment,
-            state=rec.state, action=action, reasoning=str(info.get("reasoning", "")),
-            next_state=result.observation, reward=float(result.reward), terminated=result.terminated,
-            truncated=result.truncated, success=bool(info.get("success", False)), source=self.source,
+            task_id=rec.task.id,
+            episode_id=rec.episode_id,
+            step=rec.steps,
+            environment=rec.task.environment,
+            state=rec.state,
+            action=action,
+            reasoning=str(info.get("reasoning", "")),
+            next_state=result.observation,
+            reward=float(result.reward),
+            terminated=result.terminated,
+            truncated=result.truncated,
+            success=bool(info.get("success", False)),
+            source=self.source,
             provenance=provenance,
         )
         await rec.record(transition)
-        return StepResult(result.observation, result.reward, result.terminated, result.truncated,
-                          {**info, **_step_info(transition, provenance)})
+        return StepResult(
+            result.observation,
+            result.reward,
+            result.terminated,
+            result.truncated,
+            {**info, **_step_info(transition, provenance)},
+        )
 
     async def close(self) -> None:
         if not self._closed:

@@ -7,7 +7,7 @@ adapter that calls the library, and keep the original as ``__cause__``::
     DreamGymError
     ├── ConfigError                    invalid configuration (also a ValueError)
     ├── MissingExtraError              an optional extra is not installed (also an ImportError)
-    ├── ConformanceError               a check_* conformance function found a violation (also an AssertionError)
+    ├── ConformanceError               a check_* function found a protocol violation (also an AssertionError)
     ├── EnvError                       misuse of an environment
     │   ├── ResetNeededError           step() before reset()
     │   ├── EpisodeFinishedError       step() after the episode terminated or was truncated

@@ -18,7 +18,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -37,15 +37,15 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         return _SECRET_VALUE.sub("***", value)
     if isinstance(value, dict):
-        return {k: "***" if _SECRET_KEY.search(str(k)) else _scrub(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+        items = cast(dict[Any, Any], value).items()
+        return {k: "***" if _SECRET_KEY.search(str(k)) else _scrub(v) for k, v in items}
     if isinstance(value, list | tuple):
-        return type(value)(_scrub(v) for v in value)  # pyright: ignore[reportUnknownArgumentType,reportUnknownVariableType]
+        seq = cast(list[Any] | tuple[Any, ...], value)
+        return type(seq)(_scrub(v) for v in seq)
     return value
 
 
-def redact(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor that removes secrets and, unless enabled, model payloads."""
     for key, value in list(event_dict.items()):
         if _SECRET_KEY.search(key):

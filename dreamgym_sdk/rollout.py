@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 
 from dreamgym_sdk.bus import EventBus
-from dreamgym_sdk.env import Env, RecordingEnv, RecordedEnv
+from dreamgym_sdk.env import Env, RecordedEnv, RecordingEnv
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.types import Episode, Task
 
@@ -79,7 +79,9 @@ class RolloutRunner:
         self.max_concurrency = max_concurrency
         self.max_steps = max_steps
 
-    async def run(self, tasks: Sequence[Task], *, group_size: int = 1, seed: int | None = None) -> list[Episode]:
+    async def run(
+        self, tasks: Sequence[Task], *, group_size: int = 1, seed: int | None = None
+    ) -> list[Episode]:
         """Roll out ``group_size`` episodes of every task; return them ordered by (task, group index).
 
         Args:
@@ -98,7 +100,10 @@ class RolloutRunner:
                 env = await self._make_env(group)
                 try:
                     results[index] = await run_episode(
-                        env, self.policy, task, seed=None if seed is None else seed + index,
+                        env,
+                        self.policy,
+                        task,
+                        seed=None if seed is None else seed + index,
                         max_steps=self.max_steps,
                     )
                 finally:

@@ -17,6 +17,7 @@ from dreamgym_sdk import (
     Overflow,
     PolicyUpdated,
     SubscriberOverflowError,
+    Source,
     Task,
     TransitionRecorded,
 )
@@ -25,7 +26,7 @@ TASK = Task(id="t", instruction="do it")
 
 
 def started(i: int) -> EpisodeStarted:
-    return EpisodeStarted(episode_id=f"e{i}", task=TASK, source="synthetic", initial_state=f"s{i}")  # pyright: ignore[reportArgumentType]
+    return EpisodeStarted(episode_id=f"e{i}", task=TASK, source=Source.SYNTHETIC, initial_state=f"s{i}")
 
 
 async def test_every_subscriber_gets_every_event_once_in_order() -> None:
@@ -66,6 +67,7 @@ async def test_block_policy_slows_the_publisher_instead_of_growing_memory() -> N
     bus = EventBus()
     sub = bus.subscribe(EpisodeStarted, maxsize=8, overflow=Overflow.BLOCK)
     published = 0
+    got: list[EpisodeStarted] = []
 
     async def publisher() -> None:
         nonlocal published
@@ -78,7 +80,7 @@ async def test_block_policy_slows_the_publisher_instead_of_growing_memory() -> N
         await wait_all_tasks_blocked()
         assert published == 8  # the ninth publish waits for room
         assert sub.stats.queued == 8
-        got = [await sub.receive() for _ in range(3)]
+        got.extend([await sub.receive() for _ in range(3)])
         await wait_all_tasks_blocked()
         assert published == 11
         assert sub.stats.queued == 8

@@ -119,7 +119,12 @@ async def test_publishes_episode_events_in_order() -> None:
     await env.step("open door")
     bus.close()
     events = [e async for e in sub]
-    assert [type(e) for e in events] == [EpisodeStarted, TransitionRecorded, TransitionRecorded, EpisodeCompleted]
+    assert [type(e) for e in events] == [
+        EpisodeStarted,
+        TransitionRecorded,
+        TransitionRecorded,
+        EpisodeCompleted,
+    ]
     completed = events[-1]
     assert isinstance(completed, EpisodeCompleted)
     assert len(completed.episode.transitions) == 2
@@ -152,7 +157,9 @@ class CountdownEnv:
         self.n: int | None = None
         self.closed = False
 
-    async def reset(self, *, task: Any = None, seed: int | None = None, options: Any = None) -> tuple[str, dict[str, Any]]:
+    async def reset(
+        self, *, task: Any = None, seed: int | None = None, options: Any = None
+    ) -> tuple[str, dict[str, Any]]:
         self.n = 2
         return "n=2", {"objective": "count down to zero"}
 

@@ -7,11 +7,13 @@ from collections import defaultdict
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from anyio import wait_all_tasks_blocked
 
 from dreamgym_sdk import (
     DreamEnv,
+    Episode,
     EpisodeCompleted,
     EpisodeStarted,
     Event,
@@ -40,6 +42,7 @@ async def test_thousand_concurrent_episodes_every_subscriber_gets_every_event_on
     model = FunctionExperienceModel(three_step_world, initial_state="s")
     tasks = [Task(id=f"t{i}", instruction=f"task {i}") for i in range(250)]
     received: dict[str, list[Event]] = {}
+    episodes: list[Episode] = []
 
     async with EventBus() as bus:
         subs = {
@@ -51,8 +54,9 @@ async def test_thousand_concurrent_episodes_every_subscriber_gets_every_event_on
         async def drain(name: str) -> None:
             received[name] = [e async for e in subs[name]]
 
-        runner = RolloutRunner(lambda g: DreamEnv(model, bus=bus, group=g), policy(), bus=bus,
-                               max_concurrency=1000)
+        runner = RolloutRunner(
+            lambda g: DreamEnv(model, bus=bus, group=g), policy(), bus=bus, max_concurrency=1000
+        )
         async with anyio.create_task_group() as tg:
             for name in subs:
                 tg.start_soon(drain, name)
@@ -90,7 +94,14 @@ async def test_groups_ordering_and_seeds() -> None:
     tasks = [Task(id="a", instruction="a"), Task(id="b", instruction="b")]
     runner = RolloutRunner(lambda g: DreamEnv(model, group=g), policy(), max_concurrency=3)
     episodes = await runner.run(tasks, group_size=3, seed=100)
-    assert [(e.task.id, e.group) for e in episodes] == [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("b", 2)]
+    assert [(e.task.id, e.group) for e in episodes] == [
+        ("a", 0),
+        ("a", 1),
+        ("a", 2),
+        ("b", 0),
+        ("b", 1),
+        ("b", 2),
+    ]
     assert [e.seed for e in episodes] == [100, 101, 102, 103, 104, 105]
     assert sorted(s for s in seeds if s is not None) == [100, 101, 102, 103, 104, 105]
     assert {k: len(v) for k, v in group_by_task(episodes).items()} == {"a": 3, "b": 3}
@@ -103,7 +114,7 @@ async def test_capacity_limit_is_honoured() -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         running -= 1
         return {"next_state": "x", "reward": 0.0, "done": req.step == 1}
 
@@ -175,7 +186,9 @@ async def test_trainer_backend_sees_every_completed_episode() -> None:
 
 async def test_runner_validates_arguments() -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
-        RolloutRunner(lambda g: DreamEnv(FunctionExperienceModel(three_step_world)), policy(), max_concurrency=0)
+        RolloutRunner(
+            lambda g: DreamEnv(FunctionExperienceModel(three_step_world)), policy(), max_concurrency=0
+        )
     runner = RolloutRunner(lambda g: DreamEnv(FunctionExperienceModel(three_step_world)), policy())
     with pytest.raises(ValueError, match="group_size"):
         await runner.run([Task(instruction="a")], group_size=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from dreamgym_sdk.env import Env, TaskLike
 from dreamgym_sdk.errors import ConformanceError, EnvClosedError, EpisodeFinishedError, ResetNeededError
@@ -79,7 +79,9 @@ async def check_env(
     except EpisodeFinishedError:
         pass
     except Exception as exc:
-        raise _fail(f"step() after the end raised {type(exc).__name__}, expected EpisodeFinishedError") from exc
+        raise _fail(
+            f"step() after the end raised {type(exc).__name__}, expected EpisodeFinishedError"
+        ) from exc
     else:
         raise _fail("step() after the episode ended did not raise EpisodeFinishedError (no silent reset)")
 
@@ -102,9 +104,9 @@ async def check_env(
 
 
 def _check_reset(value: Any) -> None:
-    if not (isinstance(value, tuple) and len(value) == 2):  # pyright: ignore[reportUnknownArgumentType]
-        raise _fail(f"reset() must return (observation, info), got {type(value).__name__}")
-    obs, info = value  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(value, tuple) or len(cast(tuple[Any, ...], value)) != 2:
+        raise _fail(f"reset() must return (observation, info), got {type(cast(object, value)).__name__}")
+    obs, info = cast(tuple[Any, Any], value)
     if not isinstance(obs, str):
         raise _fail(f"reset() observation must be str, got {type(obs).__name__}")  # pyright: ignore[reportUnknownArgumentType]
     if not isinstance(info, dict):

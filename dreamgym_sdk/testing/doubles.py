@@ -77,7 +77,9 @@ class ScriptedExperienceModel:
     Raises :class:`ScriptExhaustedError` when asked for more; ``unconsumed`` tells what was left over.
     """
 
-    def __init__(self, outputs: Iterable[OutputLike], *, initial_state: str = "", name: str = "scripted") -> None:
+    def __init__(
+        self, outputs: Iterable[OutputLike], *, initial_state: str = "", name: str = "scripted"
+    ) -> None:
         self._outputs = [_as_output(o) for o in outputs]
         self._next = 0
         self._initial_state = initial_state
@@ -95,7 +97,9 @@ class ScriptedExperienceModel:
 
     async def predict(self, request: ExperienceRequest) -> Prediction:
         if self._next >= len(self._outputs):
-            raise ScriptExhaustedError(f"scripted experience model ran out after {len(self._outputs)} outputs")
+            raise ScriptExhaustedError(
+                f"scripted experience model ran out after {len(self._outputs)} outputs"
+            )
         self.requests.append(request)
         output = self._outputs[self._next]
         self._next += 1
@@ -106,7 +110,7 @@ PolicyFn = Callable[[Task, str, Sequence[Transition], Mapping[str, Any]], str | 
 
 
 class FunctionPolicy:
-    """A policy that calls your function ``fn(task, observation, history, info) -> action`` (sync or async)."""
+    """A policy that calls ``fn(task, observation, history, info) -> action`` (sync or async)."""
 
     def __init__(self, fn: PolicyFn) -> None:
         self.fn = fn

@@ -41,5 +41,6 @@ def attach_trainer(
     async def observe(event: EpisodeCompleted) -> None:
         await trainer.observe(event.episode)
 
-    return bus.subscribe(EpisodeCompleted, maxsize=maxsize, overflow=overflow, name=type(trainer).__name__,
-                         callback=observe)
+    return bus.subscribe(
+        EpisodeCompleted, maxsize=maxsize, overflow=overflow, name=type(trainer).__name__, callback=observe
+    )
