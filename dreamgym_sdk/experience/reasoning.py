@@ -1,0 +1,289 @@
+"""The reasoning experience model: an LLM that reasons its way to the next state and reward.
+
+For each step it retrieves the top-k most similar real transitions, renders the prompt with
+:func:`~dreamgym_sdk.experience.prompts.build_messages`, asks the provider for the contract's JSON object
+(reasoning first), and parses, repairs and validates the answer with
+:func:`~dreamgym_sdk.experience.parsing.parse_experience_output`. An unusable answer is re-asked up to
+``max_retries`` times, then :class:`~dreamgym_sdk.ModelOutputError` is raised with the last raw text:
+nothing is ever invented, and since the model keeps no per-episode state, a cancelled or failed call
+leaves nothing behind (``DreamEnv`` records a transition only after ``predict`` returns).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamgym_sdk.errors import ModelOutputError
+from dreamgym_sdk.experience.base import ExperienceRequest, Prediction
+from dreamgym_sdk.experience.parsing import RewardMode, extract_json, parse_experience_output
+from dreamgym_sdk.experience.prompts import (
+    DEFAULT_TEMPLATE,
+    PromptTemplate,
+    build_initial_state_messages,
+    build_messages,
+    clip_text,
+    experience_schema,
+    prompt_version,
+)
+from dreamgym_sdk.logging import get_logger
+from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, Provider
+from dreamgym_sdk.replay.base import Retriever, SearchHit
+from dreamgym_sdk.types import Provenance, Source, Task
+
+__all__ = ["ReasoningConfig", "ReasoningExperienceModel"]
+
+_log = get_logger(__name__)
+_SEED_STRIDE = 1_000_003
+_MAX_TOKENS_GROWTH = 4
+
+
+class ReasoningConfig(BaseModel):
+    """Settings of :class:`ReasoningExperienceModel`. The defaults work offline and follow the paper."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    use_history: bool = True
+    """Condition on the episode's earlier steps (ablation switch)."""
+    use_retrieval: bool = True
+    """Condition on the top-k retrieved transitions (ablation switch; needs a retriever)."""
+    use_reasoning: bool = True
+    """Ask for a reasoning trace before the next state (ablation switch). When off, the model is asked for
+    the other fields only and every output's ``reasoning`` is ``""``."""
+    k: int = Field(default=4, ge=0, le=64)
+    """How many retrieved transitions to show."""
+    retrieval_source: Source | None = Source.REAL
+    """Which transitions to retrieve: real ones only (default), synthetic ones, or ``None`` for both."""
+    history_window: int = Field(default=8, ge=0)
+    """Besides step 0, how many of the most recent steps the prompt shows."""
+    history_max_chars: int = Field(default=12_000, ge=200)
+    """Character budget of the rendered history (see ``render_history`` for what is dropped first)."""
+    example_max_chars: int = Field(default=2_000, ge=100)
+    """Each field of a retrieved example is clipped to this many characters."""
+    reward_mode: RewardMode = "outcome"
+    """``"outcome"``: 1 on the successful final step, else 0 (paper default). ``"dense"``: any reward in
+    [0, 1]."""
+    reward_tolerance: float = Field(default=1e-6, ge=0.0, le=0.01)
+    """A reward this close to 0 or 1 (outcome) or to the range bounds (dense) is snapped; farther is an
+    error."""
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    """Sampling temperature; 0 makes the simulated world deterministic (and response caching effective)."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=1024, ge=16)
+    """Completion budget; an answer cut off by it is retried with twice the budget (at most 4×)."""
+    initial_state_max_tokens: int = Field(default=512, ge=16)
+    """Completion budget of the initial-state request."""
+    max_retries: int = Field(default=2, ge=0, le=10)
+    """How many times an unusable answer is re-asked before ``ModelOutputError`` (total attempts:
+    ``1 + max_retries``)."""
+    retry_with_feedback: bool = True
+    """On a retry, show the model its unusable answer and the error (otherwise re-ask with another seed)."""
+    structured_output: bool = True
+    """Pass the JSON schema of the answer as ``response_schema`` (used by providers that support it)."""
+    template: PromptTemplate = DEFAULT_TEMPLATE
+    """The prompt texts; their ``version`` is recorded in every transition's provenance."""
+
+
+class ReasoningExperienceModel:
+    """An :class:`~dreamgym_sdk.ExperienceModel` backed by an LLM provider, grounded by retrieval.
+
+    ```python
+    model = ReasoningExperienceModel(provider, retriever=buffer, config=ReasoningConfig(k=4))
+    async with DreamEnv(model, max_steps=20) as env:
+        obs, info = await env.reset(task="buy a red t-shirt under $20")
+        obs, reward, terminated, truncated, info = await env.step('click [12]')
+    ```
+
+    Safe to share between concurrent episodes: it keeps no per-episode state.
+
+    Args:
+        provider: answers the chat requests (any :class:`~dreamgym_sdk.providers.Provider`).
+        retriever: finds similar stored transitions for grounding; without one, no examples are shown.
+        config: ablation switches, budgets, sampling and retry settings.
+    """
+
+    def __init__(
+        self, provider: Provider, *, retriever: Retriever | None = None, config: ReasoningConfig | None = None
+    ) -> None:
+        self.provider = provider
+        self.retriever = retriever
+        self.config = config or ReasoningConfig()
+        self.prompt_version = prompt_version(self.config)
+        """The prompt version recorded in provenance (template version plus ablation switches)."""
+
+    async def retrieve(self, request: ExperienceRequest) -> list[SearchHit]:
+        """The grounding transitions for ``request`` (none when retrieval is off or there is no retriever)."""
+        config = self.config
+        if not config.use_retrieval or self.retriever is None or config.k == 0:
+            return []
+        hits = await self.retriever.search(
+            request.state,
+            request.action,
+            k=config.k,
+            environment=request.task.environment,
+            source=config.retrieval_source,
+        )
+        return list(hits)[: config.k]
+
+    async def predict(self, request: ExperienceRequest) -> Prediction:
+        """Synthesise the next state, reward and termination for ``request``.
+
+        Raises:
+            ModelOutputError: every attempt was unusable; carries the last raw text and the attempt count.
+            ProviderError: the provider failed (after its own retries).
+        """
+        config = self.config
+        hits = await self.retrieve(request)
+        messages = build_messages(request, hits, config)
+        schema = experience_schema(use_reasoning=config.use_reasoning) if config.structured_output else None
+        calls: list[ChatResponse] = []
+        elapsed = 0.0
+        max_tokens = config.max_tokens
+        last_error: ModelOutputError | None = None
+        for attempt in range(config.max_retries + 1):
+            chat = ChatRequest(
+                messages=tuple(messages),
+                temperature=config.temperature,
+                top_p=config.top_p,
+                max_tokens=max_tokens,
+                seed=_attempt_seed(request.seed, attempt),
+                response_schema=schema,
+                schema_name="experience_output",
+            )
+            started = time.perf_counter()
+            response = await self.provider.complete(chat)
+            elapsed += time.perf_counter() - started
+            calls.append(response)
+            try:
+                parsed = parse_experience_output(
+                    response.text,
+                    finish_reason=response.finish_reason,
+                    use_reasoning=config.use_reasoning,
+                    reward_mode=config.reward_mode,
+                    reward_tolerance=config.reward_tolerance,
+                )
+            except ModelOutputError as exc:
+                last_error = exc
+                _log.debug(
+                    "unusable experience output",
+                    attempt=attempt + 1,
+                    error=_reason(exc),
+                    raw_text=response.text,
+                    episode_id=request.episode_id,
+                    step=request.step,
+                )
+                if response.finish_reason == "length":
+                    max_tokens = min(max_tokens * 2, config.max_tokens * _MAX_TOKENS_GROWTH)
+                if config.retry_with_feedback:
+                    messages = [*build_messages(request, hits, config), *self._feedback(response.text, exc)]
+                continue
+            provenance = _provenance(self.provider.model, self.prompt_version, hits, calls, elapsed)
+            info: dict[str, object] = {"attempts": len(calls), "repairs": list(parsed.repairs)}
+            return Prediction(parsed.output, provenance, info)
+        assert last_error is not None
+        raise ModelOutputError(
+            f"experience model output unusable: {_reason(last_error)}",
+            raw_text=last_error.raw_text,
+            attempts=len(calls),
+        )
+
+    def _feedback(self, raw_text: str, error: ModelOutputError) -> list[ChatMessage]:
+        template = self.config.template
+        return [
+            ChatMessage(role="assistant", content=clip_text(raw_text, 4_000) or "(empty answer)"),
+            ChatMessage(role="user", content=template.retry_feedback.replace("{error}", _reason(error))),
+        ]
+
+    async def initial_state(self, task: Task) -> str:
+        """The state an episode of ``task`` starts in.
+
+        ``task.initial_state`` when set; otherwise the model is asked for a compact state from the task's
+        instruction, environment and metadata (shown example states of the environment, when a retriever
+        is set), answered as ``{"initial_state": "..."}`` and retried like :meth:`predict`.
+
+        Raises:
+            ModelOutputError: every attempt was unusable.
+        """
+        if task.initial_state is not None:
+            return task.initial_state
+        config = self.config
+        examples: Sequence[SearchHit] = []
+        if config.use_retrieval and self.retriever is not None and config.k:
+            examples = await self.retriever.search(
+                task.instruction, "", k=config.k, environment=task.environment, source=config.retrieval_source
+            )
+        base = build_initial_state_messages(task, config, examples)
+        messages = list(base)
+        schema = {
+            "type": "object",
+            "properties": {"initial_state": {"type": "string"}},
+            "required": ["initial_state"],
+            "additionalProperties": False,
+        }
+        last_error: ModelOutputError | None = None
+        for attempt in range(config.max_retries + 1):
+            response = await self.provider.complete(
+                ChatRequest(
+                    messages=tuple(messages),
+                    temperature=config.temperature,
+                    top_p=config.top_p,
+                    max_tokens=config.initial_state_max_tokens,
+                    seed=_attempt_seed(None, attempt),
+                    response_schema=schema if config.structured_output else None,
+                    schema_name="initial_state",
+                )
+            )
+            try:
+                value = extract_json(
+                    response.text, prefer_keys=("initial_state",), finish_reason=response.finish_reason
+                ).value.get("initial_state")
+                if not isinstance(value, str) or not value.strip():
+                    raise ModelOutputError(
+                        "'initial_state' must be a non-empty string", raw_text=response.text
+                    )
+                return value
+            except ModelOutputError as exc:
+                last_error = exc
+                if config.retry_with_feedback:
+                    messages = [*base, *self._feedback(response.text, exc)]
+        assert last_error is not None
+        raise ModelOutputError(
+            f"initial state output unusable: {_reason(last_error)}",
+            raw_text=last_error.raw_text,
+            attempts=config.max_retries + 1,
+        )
+
+
+def _reason(error: ModelOutputError) -> str:
+    """The error message without the attempt count and raw-text suffix added by ``ModelOutputError``."""
+    message = str(error)
+    cut = message.rfind(" (after ")
+    return message[:cut] if cut > 0 else message
+
+
+def _attempt_seed(seed: int | None, attempt: int) -> int | None:
+    """The request's seed on the first attempt; a distinct, deterministic seed on each retry."""
+    if seed is None or attempt == 0:
+        return seed
+    return (seed + attempt * _SEED_STRIDE) % 2**31
+
+
+def _provenance(
+    model: str, version: str, hits: Sequence[SearchHit], calls: Sequence[ChatResponse], elapsed: float
+) -> Provenance:
+    """Provenance summed over every call of one step (retries included): tokens, wall time of the calls,
+    cost (``None`` if any call's cost is unknown); ``cached`` tells whether the accepted answer came from a
+    cache."""
+    costs = [c.usage.cost_usd for c in calls]
+    return Provenance(
+        model=model,
+        prompt_version=version,
+        retrieved_ids=tuple(h.transition.id for h in hits),
+        prompt_tokens=sum(c.usage.prompt_tokens for c in calls),
+        completion_tokens=sum(c.usage.completion_tokens for c in calls),
+        latency_s=elapsed,
+        cost_usd=None if any(c is None for c in costs) else sum(c for c in costs if c is not None),
+        cached=calls[-1].cached,
+    )
