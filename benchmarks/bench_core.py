@@ -4,7 +4,8 @@ Prints one JSON object. Every figure that has a target is a ratio against a base
 same run, so machine noise cancels out:
 
 - ``bus``: events/s through an EventBus with 4 iterator subscribers (``block`` policy, bounded buffers)
-  vs a plain fan-out to 4 bounded ``asyncio.Queue``s. Target: ratio >= 0.5.
+  vs a plain fan-out to 4 bounded ``asyncio.Queue``s. Target: ratio >= 0.5. The naive design (one anyio
+  memory object stream per subscriber) is measured too, for reference.
 - ``step``: DreamEnv overhead per step with an instant experience model (µs), vs calling the model's
   ``predict`` directly (the floor). Target: overhead <= 100 µs.
 - ``concurrent``: aggregate steps/s with 1,000 concurrent episodes through a RolloutRunner with a bus.
@@ -21,6 +22,7 @@ import time
 from typing import Any
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from dreamgym_sdk import (
     DreamEnv,
@@ -45,9 +47,7 @@ TASK = Task(id="bench", instruction="benchmark")
 async def bus_events_per_s(n: int) -> float:
     bus = EventBus()
     subs = [bus.subscribe(Event, maxsize=BUFFER) for _ in range(SUBSCRIBERS)]
-    events = [
-        EpisodeStarted(episode_id=str(i), task=TASK, source=Source.SYNTHETIC, initial_state="s") for i in range(n)
-    ]
+    events = [_started(i) for i in range(n)]
 
     async def consume(i: int) -> None:
         async for _ in subs[i]:
@@ -65,9 +65,7 @@ async def bus_events_per_s(n: int) -> float:
 
 async def queue_events_per_s(n: int) -> float:
     queues: list[asyncio.Queue[Event | None]] = [asyncio.Queue(maxsize=BUFFER) for _ in range(SUBSCRIBERS)]
-    events = [
-        EpisodeStarted(episode_id=str(i), task=TASK, source=Source.SYNTHETIC, initial_state="s") for i in range(n)
-    ]
+    events = [_started(i) for i in range(n)]
 
     async def consume(q: asyncio.Queue[Event | None]) -> None:
         while await q.get() is not None:
@@ -83,6 +81,32 @@ async def queue_events_per_s(n: int) -> float:
         for q in queues:
             await q.put(None)
     return n / (time.perf_counter() - start)
+
+
+async def anyio_streams_events_per_s(n: int) -> float:
+    """The naive design: one anyio memory object stream per subscriber (for reference)."""
+    pairs = [anyio.create_memory_object_stream[Event](BUFFER) for _ in range(SUBSCRIBERS)]
+    events = [_started(i) for i in range(n)]
+
+    async def consume(receive: MemoryObjectReceiveStream[Event]) -> None:
+        async with receive:
+            async for _ in receive:
+                pass
+
+    start = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _, receive in pairs:
+            tg.start_soon(consume, receive)
+        for event in events:
+            for send, _ in pairs:
+                await send.send(event)
+        for send, _ in pairs:
+            await send.aclose()
+    return n / (time.perf_counter() - start)
+
+
+def _started(i: int) -> EpisodeStarted:
+    return EpisodeStarted(episode_id=str(i), task=TASK, source=Source.SYNTHETIC, initial_state="s")
 
 
 class InstantModel:
@@ -163,6 +187,7 @@ async def main(quick: bool) -> dict[str, Any]:
         queue_rates.append(await queue_events_per_s(n))
         bus_rates.append(await bus_events_per_s(n))
     bus_rate, queue_rate = max(bus_rates), max(queue_rates)
+    naive_rate = await anyio_streams_events_per_s(n)
     step = await step_overhead_us(2_000 if quick else 20_000)
     concurrent = await concurrent_steps_per_s(1000, 5 if quick else 20)
     return {
@@ -172,6 +197,8 @@ async def main(quick: bool) -> dict[str, Any]:
             "eventbus_events_per_s": round(bus_rate),
             "asyncio_queue_fanout_events_per_s": round(queue_rate),
             "ratio": round(bus_rate / queue_rate, 3),
+            "naive_anyio_streams_events_per_s": round(naive_rate),
+            "naive_ratio": round(naive_rate / queue_rate, 3),
             "target_ratio": 0.5,
         },
         "step": {k: round(v, 2) for k, v in step.items()} | {"target_overhead_us": 100},

@@ -50,7 +50,7 @@ def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> 
     for key, value in list(event_dict.items()):
         if _SECRET_KEY.search(key):
             event_dict[key] = "***"
-        elif key in _PAYLOAD_KEYS and not _state["log_payloads"]:
+        elif key in _PAYLOAD_KEYS and not _state["log_payloads"] and not str(value).startswith("<redacted "):
             event_dict[key] = f"<redacted {len(str(value))} chars>"
         else:
             event_dict[key] = _scrub(value)
