@@ -185,6 +185,7 @@ def _js(value: bool | None) -> str:
 
 
 def _reasoning(value: object, fixes: list[str], problems: list[str]) -> str:
+    kind = type(value).__name__
     if isinstance(value, str):
         return value
     if isinstance(value, list):
@@ -192,7 +193,7 @@ def _reasoning(value: object, fixes: list[str], problems: list[str]) -> str:
         if all(isinstance(v, str) for v in items):
             fixes.append("reasoning_joined")
             return "\n".join(str(v) for v in items)
-    problems.append(f"'reasoning' must be a string, got {type(value).__name__}")
+    problems.append(f"'reasoning' must be a string, got {kind}")
     return ""
 
 
