@@ -16,8 +16,8 @@ from dreamgym_sdk import (
     EventBus,
     Overflow,
     PolicyUpdated,
-    SubscriberOverflowError,
     Source,
+    SubscriberOverflowError,
     Task,
     TransitionRecorded,
 )
