@@ -1,0 +1,201 @@
+"""The curriculum: turn the tasks whose outcomes vary most into harder variations.
+
+Each iteration the curriculum ranks tasks by group reward variance (see :func:`reward_variance`), asks the
+task generator for variations of the top ones, filters the candidates (well-formed, feasible, not a
+duplicate) and accepts at most one per seed into the :class:`TaskPool`. Sampling from the pool caps the
+share of synthetic tasks at λ (``synthetic_share``).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamgym_sdk.bus import EventBus
+from dreamgym_sdk.curriculum.pool import TaskPool
+from dreamgym_sdk.curriculum.stats import TaskStats, TaskStatsTracker
+from dreamgym_sdk.events import Event, TaskAccepted, TaskProposed, TaskRejected
+from dreamgym_sdk.types import Episode, Task
+
+__all__ = ["Curriculum", "CurriculumConfig", "Decision", "TaskGenerator"]
+
+FeasibilityCheck = Callable[[Task], str | None]
+"""Returns ``None`` when a candidate is feasible, else the reason it is not."""
+
+
+@runtime_checkable
+class TaskGenerator(Protocol):
+    """Proposes variations of a task (the paper uses the experience model's own LLM)."""
+
+    async def propose(self, task: Task, *, k: int) -> Sequence[Task]:
+        """Up to ``k`` candidate variations of ``task``, in order of preference.
+
+        Candidates carry ``parent_id=task.id``; a generator that checks feasibility itself may set
+        ``metadata["feasible"] = False`` and ``metadata["infeasible_reason"]``.
+        """
+        ...
+
+
+class CurriculumConfig(BaseModel):
+    """Knobs of the curriculum (the paper leaves n, m and λ open; these are our defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group_size: int = Field(default=8, ge=2)
+    """n: rollouts per task whose rewards make up its variance (the GRPO group)."""
+    seeds_per_iteration: int = Field(default=4, ge=1)
+    """How many of the highest-variance tasks seed variations each iteration."""
+    candidates_per_seed: int = Field(default=4, ge=1)
+    """m: candidate variations requested per seed; at most one is accepted."""
+    synthetic_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    """λ: the largest share of synthetic (generated) tasks in a sampled batch."""
+    min_variance: float = Field(default=0.0, ge=0.0)
+    """A task seeds variations only if its variance is above this."""
+    min_instruction_chars: int = Field(default=8, ge=1)
+    max_instruction_chars: int = Field(default=600, ge=1)
+    max_similarity: float = Field(default=0.9, gt=0.0, le=1.0)
+    """Candidates whose word-set Jaccard similarity to a pool task reaches this are duplicates."""
+    max_pool_size: int = Field(default=10_000, ge=1)
+    """No more variations are accepted once the pool holds this many tasks."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happened to one candidate."""
+
+    task: Task
+    accepted: bool
+    reason: str
+
+
+class Curriculum:
+    """Reward-variance curriculum over a :class:`TaskPool`.
+
+    Feed it completed episodes with :meth:`observe` (or subscribe it: ``bus.subscribe(EpisodeCompleted,
+    callback=lambda e: curriculum.observe(e.episode))``), call :meth:`expand` once per iteration, and draw
+    training tasks with :meth:`sample`.
+
+    Args:
+        pool: the task pool to grow.
+        generator: proposes variations.
+        config: the knobs.
+        bus: where to publish ``TaskProposed`` / ``TaskAccepted`` / ``TaskRejected``.
+        feasibility: an extra check for candidates (e.g. "mentions only objects the game has").
+    """
+
+    def __init__(
+        self,
+        pool: TaskPool,
+        generator: TaskGenerator,
+        config: CurriculumConfig | None = None,
+        *,
+        bus: EventBus | None = None,
+        feasibility: FeasibilityCheck | None = None,
+    ) -> None:
+        self.pool = pool
+        self.generator = generator
+        self.config = config or CurriculumConfig()
+        self.bus = bus
+        self.feasibility = feasibility
+        self.stats = TaskStatsTracker(self.config.group_size)
+        self._expanded: set[str] = set()
+
+    def observe(self, episode: Episode) -> None:
+        """Record a completed episode's outcome."""
+        self.stats.observe(episode)
+
+    def seeds(self) -> list[TaskStats]:
+        """Pool tasks with a full group, variance above ``min_variance``, not yet expanded, best first."""
+        candidates = [
+            s
+            for s in self.stats.all()
+            if s.task_id in self.pool
+            and s.task_id not in self._expanded
+            and len(s.rewards) >= self.config.group_size
+            and s.variance > self.config.min_variance
+        ]
+        candidates.sort(key=lambda s: s.variance, reverse=True)
+        return candidates[: self.config.seeds_per_iteration]
+
+    async def expand(self) -> list[Decision]:
+        """Generate, filter and accept variations of the current seeds; return every decision."""
+        decisions: list[Decision] = []
+        for seed in self.seeds():
+            parent = self.pool[seed.task_id]
+            self._expanded.add(parent.id)
+            candidates = await self.generator.propose(parent, k=self.config.candidates_per_seed)
+            accepted = False
+            for candidate in candidates:
+                candidate = _as_child(candidate, parent)
+                await self._publish(
+                    TaskProposed(task=candidate, reason=f"variance {seed.variance:.3f} of {parent.id}")
+                )
+                reason = (
+                    "another variation of the same seed was accepted" if accepted else self.check(candidate)
+                )
+                if reason is None and len(self.pool) >= self.config.max_pool_size:
+                    reason = f"the pool is full ({self.config.max_pool_size} tasks)"
+                if reason is None:
+                    self.pool.add(candidate)
+                    accepted = True
+                    decisions.append(Decision(candidate, True, "accepted"))
+                    await self._publish(TaskAccepted(task=candidate))
+                else:
+                    decisions.append(Decision(candidate, False, reason))
+                    await self._publish(TaskRejected(task=candidate, reason=reason))
+        return decisions
+
+    def check(self, task: Task) -> str | None:
+        """Why ``task`` must be rejected, or ``None`` if it passes every filter."""
+        text = task.instruction.strip()
+        cfg = self.config
+        if len(text) < cfg.min_instruction_chars:
+            return f"malformed: instruction shorter than {cfg.min_instruction_chars} characters"
+        if len(text) > cfg.max_instruction_chars:
+            return f"malformed: instruction longer than {cfg.max_instruction_chars} characters"
+        if not re.search(r"[A-Za-z]{2}", text):
+            return "malformed: instruction has no words"
+        if task.metadata.get("feasible") is False:
+            return f"infeasible: {task.metadata.get('infeasible_reason') or 'the generator said so'}"
+        if self.feasibility is not None and (why := self.feasibility(task)) is not None:
+            return f"infeasible: {why}"
+        if task.id in self.pool:
+            return f"duplicate: task id {task.id} already in the pool"
+        words = _words(text)
+        for other in self.pool.tasks:
+            similarity = _jaccard(words, _words(other.instruction))
+            if similarity >= cfg.max_similarity:
+                return f"duplicate: {similarity:.2f} similar to task {other.id}"
+        return None
+
+    def sample(self, n: int, rng: random.Random) -> list[Task]:
+        """Draw ``n`` training tasks with at most ``synthetic_share`` of them synthetic."""
+        return self.pool.sample(n, synthetic_share=self.config.synthetic_share, rng=rng)
+
+    async def _publish(self, event: Event) -> None:
+        if self.bus is not None:
+            await self.bus.publish(event)
+
+
+def _as_child(candidate: Task, parent: Task) -> Task:
+    updates: dict[str, object] = {}
+    if candidate.parent_id != parent.id:
+        updates["parent_id"] = parent.id
+    if candidate.environment != parent.environment:
+        updates["environment"] = parent.environment
+    return candidate.model_copy(update=updates) if updates else candidate
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(a & b) / len(a | b)

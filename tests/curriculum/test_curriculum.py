@@ -1,0 +1,148 @@
+"""The curriculum: variance criterion, λ cap, candidate filters, persistence, events."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import pytest
+
+from dreamgym_sdk import Episode, Event, EventBus, Task, TaskAccepted, TaskProposed, TaskRejected, Transition
+from dreamgym_sdk.curriculum import Curriculum, CurriculumConfig, TaskPool, TaskStatsTracker, reward_variance
+
+
+def episode(task: Task, reward: float) -> Episode:
+    t = Transition(task_id=task.id, episode_id="e", step=0, state="s", action="a", next_state="s2",
+                   reward=reward, terminated=True, success=reward > 0)  # fmt: skip
+    return Episode(task=task, initial_state="s", transitions=(t,))
+
+
+class ListGenerator:
+    """Proposes the given instructions as variations of any task."""
+
+    def __init__(self, instructions: Sequence[str], **metadata: object) -> None:
+        self.instructions = list(instructions)
+        self.metadata = metadata
+        self.calls: list[str] = []
+
+    async def propose(self, task: Task, *, k: int) -> list[Task]:
+        self.calls.append(task.id)
+        return [
+            Task(instruction=i, parent_id=task.id, metadata=dict(self.metadata))
+            for i in self.instructions[:k]
+        ]
+
+
+def test_reward_variance_matches_the_paper() -> None:
+    assert reward_variance([1, 0, 1, 0]) == pytest.approx(0.25)
+    assert reward_variance([1, 1, 1, 1]) == 0.0
+    assert reward_variance([0, 0, 0, 0]) == 0.0
+    assert reward_variance([1]) == 0.0
+    assert reward_variance([1, 0, 0, 0]) == pytest.approx(0.1875)
+
+
+def test_tracker_keeps_the_last_group() -> None:
+    tracker = TaskStatsTracker(window=4)
+    task = Task(id="t", instruction="x")
+    for r in [1, 1, 1, 1, 0, 1, 0, 1]:
+        tracker.observe(episode(task, r))
+    stats = tracker.get("t")
+    assert stats.rewards == (0, 1, 0, 1)
+    assert stats.variance == pytest.approx(0.25)
+    assert (stats.episodes, stats.successes) == (8, 6)
+
+
+async def test_seeds_are_the_highest_variance_tasks_on_hand_built_groups() -> None:
+    always = Task(id="always", instruction="always solved task")
+    never = Task(id="never", instruction="never solved task")
+    half = Task(id="half", instruction="half solved task")
+    rare = Task(id="rare", instruction="rarely solved task")
+    pool = TaskPool([always, never, half, rare])
+    cur = Curriculum(pool, ListGenerator([]), CurriculumConfig(group_size=4, seeds_per_iteration=2))
+    groups = [(always, [1, 1, 1, 1]), (never, [0, 0, 0, 0]), (half, [1, 0, 1, 0]), (rare, [0, 0, 1, 0])]
+    for task, rewards in groups:
+        for r in rewards:
+            cur.observe(episode(task, r))
+    assert [s.task_id for s in cur.seeds()] == ["half", "rare"]  # zero-variance tasks never seed
+
+
+async def test_expand_filters_candidates_with_reasons_and_accepts_one_per_seed() -> None:
+    parent = Task(id="p", instruction="put the red apple in the fridge")
+    pool = TaskPool([parent])
+    generator = ListGenerator([
+        "hm",  # malformed: too short
+        "put the red apple in the fridge",  # duplicate of the parent
+        "put the red apple and the green pear in the fridge, then close it",
+        "slice the carrot and put it in the oven",  # fine, but one per seed
+    ])  # fmt: skip
+    bus = EventBus()
+    sub = bus.subscribe(Event)
+    cur = Curriculum(pool, generator, CurriculumConfig(group_size=2), bus=bus)
+    for r in (1.0, 0.0):
+        cur.observe(episode(parent, r))
+    decisions = await cur.expand()
+    reasons = [d.reason for d in decisions]
+    assert reasons[0].startswith("malformed")
+    assert reasons[1].startswith("duplicate")
+    assert reasons[2] == "accepted"
+    assert reasons[3] == "another variation of the same seed was accepted"
+    assert len(pool) == 2 and pool.synthetic_tasks[0].parent_id == "p"
+    assert await cur.expand() == []  # a seed is expanded once
+    bus.close()
+    kinds = [type(e) async for e in sub]
+    assert kinds == [TaskProposed, TaskRejected, TaskProposed, TaskRejected, TaskProposed, TaskAccepted,
+                     TaskProposed, TaskRejected]  # fmt: skip
+
+
+async def test_infeasible_candidates_are_rejected() -> None:
+    parent = Task(id="p", instruction="cook the meal in the kitchen")
+    cur = Curriculum(
+        TaskPool([parent]),
+        ListGenerator(
+            ["fly to the moon and cook there"], feasible=False, infeasible_reason="no moon in this game"
+        ),
+        CurriculumConfig(group_size=2),
+    )
+    for r in (1.0, 0.0):
+        cur.observe(episode(parent, r))
+    (decision,) = await cur.expand()
+    assert not decision.accepted and decision.reason == "infeasible: no moon in this game"
+
+    custom = Curriculum(
+        TaskPool([parent]),
+        ListGenerator(["grill the unicorn steak"]),
+        CurriculumConfig(group_size=2),
+        feasibility=lambda t: "unknown object: unicorn" if "unicorn" in t.instruction else None,
+    )
+    for r in (1.0, 0.0):
+        custom.observe(episode(parent, r))
+    (decision,) = await custom.expand()
+    assert decision.reason == "infeasible: unknown object: unicorn"
+
+
+def test_sampling_caps_the_synthetic_share() -> None:
+    seeds = [Task(id=f"s{i}", instruction=f"seed {i}") for i in range(10)]
+    synthetic = [Task(id=f"g{i}", instruction=f"generated {i}", parent_id="s0") for i in range(30)]
+    pool = TaskPool(seeds + synthetic)
+    rng = random.Random(0)
+    for share, n in [(0.25, 16), (0.5, 10), (0.0, 8), (1.0, 12)]:
+        batch = pool.sample(n, synthetic_share=share, rng=rng)
+        assert len(batch) == n
+        assert sum(t.parent_id is not None for t in batch) <= int(share * n)
+    only_seeds = TaskPool(seeds)
+    assert len(only_seeds.sample(25, synthetic_share=0.5, rng=rng)) == 25  # with replacement past the pool
+    with pytest.raises(ValueError, match="no seed tasks"):
+        TaskPool(synthetic).sample(4, synthetic_share=0.5, rng=rng)
+
+
+def test_pool_persists_and_reloads(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "run" / "tasks.jsonl"
+    a, b = Task(id="a", instruction="first task"), Task(id="b", instruction="second task", parent_id="a")
+    pool = TaskPool([a], path=path)
+    assert pool.add(b, a) == [b]
+    again = TaskPool([a], path=path)
+    assert [t.id for t in again.tasks] == ["a", "b"]
+    assert again["b"] == b
+    assert len(path.read_text().splitlines()) == 2
