@@ -35,6 +35,7 @@ __all__ = [
     "FidelityReport",
     "JudgeConfig",
     "TransitionJudgement",
+    "parse_judgement",
     "sample_transitions",
 ]
 
