@@ -1,0 +1,62 @@
+"""TextWorld as a real environment: game generation, an async Env and the abstract-state mapper.
+
+Install the extra with ``pip install 'dreamgym-sdk[textworld]'``. Importing this module does not import
+``textworld``; generating or playing a game does, and raises :class:`~dreamgym_sdk.MissingExtraError`
+naming the extra when it is missing.
+
+```python
+from dreamgym_sdk.integrations.textworld import CookingSpec, TextWorldEnv, generate_games
+
+games = await generate_games(CookingSpec(split="train"), "tw_games", seeds=range(3))
+async with TextWorldEnv(games[0], max_steps=30) as env:
+    obs, info = await env.reset()
+```
+"""
+
+from .env import ObservationMode, TextWorldEnv
+from .games import (
+    ENVIRONMENT,
+    CookingSpec,
+    CustomSpec,
+    GameInfo,
+    GameSpec,
+    Split,
+    load_games,
+)
+from .generate import game_path, generate_games
+from .state import (
+    DEFAULT_STATES,
+    AbstractState,
+    Entity,
+    Exit,
+    Fact,
+    TextWorldStateMapper,
+)
+
+__all__ = [
+    "DEFAULT_STATES",
+    "ENVIRONMENT",
+    "AbstractState",
+    "CookingSpec",
+    "CustomSpec",
+    "Entity",
+    "Exit",
+    "Fact",
+    "GameInfo",
+    "GameSpec",
+    "ObservationMode",
+    "Split",
+    "TextWorldEnv",
+    "TextWorldStateMapper",
+    "game_path",
+    "generate_games",
+    "is_textworld_available",
+    "load_games",
+]
+
+
+def is_textworld_available() -> bool:
+    """Whether the ``textworld`` package can be imported."""
+    from dreamgym_sdk._imports import is_available
+
+    return is_available("textworld")
