@@ -12,7 +12,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,7 @@ from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.curriculum.pool import TaskPool
 from dreamgym_sdk.curriculum.stats import TaskStats, TaskStatsTracker
 from dreamgym_sdk.events import Event, TaskAccepted, TaskProposed, TaskRejected
+from dreamgym_sdk.experience.tasks import TaskCandidate
 from dreamgym_sdk.types import Episode, Task
 
 __all__ = ["Curriculum", "CurriculumConfig", "Decision", "TaskGenerator"]
@@ -32,11 +33,13 @@ FeasibilityCheck = Callable[[Task], str | None]
 class TaskGenerator(Protocol):
     """Proposes variations of a task (the paper uses the experience model's own LLM)."""
 
-    async def propose(self, task: Task, *, k: int) -> Sequence[Task]:
+    async def propose(self, task: Task, *, k: int) -> Sequence[Task | TaskCandidate]:
         """Up to ``k`` candidate variations of ``task``, in order of preference.
 
-        Candidates carry ``parent_id=task.id``; a generator that checks feasibility itself may set
-        ``metadata["feasible"] = False`` and ``metadata["infeasible_reason"]``.
+        :class:`~dreamgym_sdk.experience.TaskVariationGenerator` is the reference implementation: it
+        returns :class:`~dreamgym_sdk.experience.TaskCandidate` objects with the model's feasibility
+        self-check. Plain tasks are accepted too; one whose ``metadata["variation"]["feasible"]`` is
+        ``False`` is rejected as infeasible.
         """
         ...
 
@@ -160,8 +163,10 @@ class Curriculum:
             return f"malformed: instruction longer than {cfg.max_instruction_chars} characters"
         if not re.search(r"[A-Za-z]{2}", text):
             return "malformed: instruction has no words"
-        if task.metadata.get("feasible") is False:
-            return f"infeasible: {task.metadata.get('infeasible_reason') or 'the generator said so'}"
+        variation = task.metadata.get("variation")
+        if isinstance(variation, dict) and cast(dict[str, Any], variation).get("feasible") is False:
+            check = cast(dict[str, Any], variation).get("feasibility_check")
+            return f"infeasible: {check or 'the generator judged it infeasible'}"
         if self.feasibility is not None and (why := self.feasibility(task)) is not None:
             return f"infeasible: {why}"
         if task.id in self.pool:
@@ -182,7 +187,9 @@ class Curriculum:
             await self.bus.publish(event)
 
 
-def _as_child(candidate: Task, parent: Task) -> Task:
+def _as_child(candidate: Task | TaskCandidate, parent: Task) -> Task:
+    if isinstance(candidate, TaskCandidate):
+        return candidate.to_task(parent)
     updates: dict[str, object] = {}
     if candidate.parent_id != parent.id:
         updates["parent_id"] = parent.id

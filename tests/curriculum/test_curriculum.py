@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 
@@ -9,6 +10,8 @@ import pytest
 
 from dreamgym_sdk import Episode, Event, EventBus, Task, TaskAccepted, TaskProposed, TaskRejected, Transition
 from dreamgym_sdk.curriculum import Curriculum, CurriculumConfig, TaskPool, TaskStatsTracker, reward_variance
+from dreamgym_sdk.experience.tasks import TaskCandidate, TaskVariationGenerator
+from dreamgym_sdk.testing import ScriptedProvider
 
 
 def episode(task: Task, reward: float) -> Episode:
@@ -20,17 +23,11 @@ def episode(task: Task, reward: float) -> Episode:
 class ListGenerator:
     """Proposes the given instructions as variations of any task."""
 
-    def __init__(self, instructions: Sequence[str], **metadata: object) -> None:
+    def __init__(self, instructions: Sequence[str]) -> None:
         self.instructions = list(instructions)
-        self.metadata = metadata
-        self.calls: list[str] = []
 
     async def propose(self, task: Task, *, k: int) -> list[Task]:
-        self.calls.append(task.id)
-        return [
-            Task(instruction=i, parent_id=task.id, metadata=dict(self.metadata))
-            for i in self.instructions[:k]
-        ]
+        return [Task(instruction=i, parent_id=task.id) for i in self.instructions[:k]]
 
 
 def test_reward_variance_matches_the_paper() -> None:
@@ -96,13 +93,13 @@ async def test_expand_filters_candidates_with_reasons_and_accepts_one_per_seed()
 
 async def test_infeasible_candidates_are_rejected() -> None:
     parent = Task(id="p", instruction="cook the meal in the kitchen")
-    cur = Curriculum(
-        TaskPool([parent]),
-        ListGenerator(
-            ["fly to the moon and cook there"], feasible=False, infeasible_reason="no moon in this game"
-        ),
-        CurriculumConfig(group_size=2),
+    infeasible = TaskCandidate(
+        instruction="fly to the moon and cook there", feasible=False, feasibility_check="no moon in this game"
     )
+    generator = TaskVariationGenerator(
+        ScriptedProvider([json.dumps({"candidates": [infeasible.model_dump()]})])
+    )
+    cur = Curriculum(TaskPool([parent]), generator, CurriculumConfig(group_size=2, candidates_per_seed=1))
     for r in (1.0, 0.0):
         cur.observe(episode(parent, r))
     (decision,) = await cur.expand()
