@@ -166,9 +166,9 @@ def render_history(history: Sequence[Transition], *, window: int, max_chars: int
     """Render the windowed history within a character budget.
 
     Policy, in order: keep step 0 and the last ``window`` steps (:func:`window_history`); while the text
-    exceeds ``max_chars``, drop the oldest recent step (the elided count grows); then drop step 0; finally
-    clip what is left to ``max_chars``. A marker says how many steps were left out. Each step shows its
-    state and action; the state the last action led to is the prompt's current state.
+    exceeds ``max_chars``, drop the oldest recent step (the elided count grows) until one is left; then
+    drop step 0; finally clip what is left to ``max_chars``. A marker says how many steps were left out.
+    Each step shows its state and action; the state the last action led to is the prompt's current state.
     """
     win = window_history(history, window)
     first, recent, elided = win.first, list(win.recent), win.elided
@@ -185,7 +185,7 @@ def render_history(history: Sequence[Transition], *, window: int, max_chars: int
         recent.pop(0)
         elided += 1
         text = render()
-    if len(text) > max_chars and first is not None:
+    if len(text) > max_chars and first is not None and recent:
         first = None
         elided += 1
         text = render()
