@@ -68,12 +68,14 @@ class Subscription(Generic[E]):
     __slots__ = (
         "_buffer",
         "_bus",
+        "_busy",
         "_closed",
         "_delivered",
         "_dropped",
         "_failed",
         "_has_items",
         "_has_room",
+        "_idle",
         "maxsize",
         "name",
         "overflow",
@@ -95,6 +97,8 @@ class Subscription(Generic[E]):
         self._dropped = 0
         self._has_items: anyio.Event | None = None  # set by the publisher when a receiver waits
         self._has_room: anyio.Event | None = None  # set by the receiver when a publisher waits
+        self._busy = False  # a callback is running on an event of this subscription
+        self._idle: anyio.Event | None = None  # set when a callback subscription has nothing left to do
 
     # -- publisher side (called by the bus) -------------------------------------------------------
     def _must_wait(self, count: int) -> bool:
@@ -134,6 +138,18 @@ class Subscription(Generic[E]):
         if self._has_items is not None:
             self._has_items.set()
             self._has_items = None
+
+    def _wake_joiners(self) -> None:
+        if self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    async def _join(self) -> None:
+        while self._busy or (self._buffer and not self._failed):
+            if self._idle is None:
+                self._idle = anyio.Event()
+            idle = self._idle
+            await idle.wait()
 
     def _wake_publishers(self) -> None:
         if self._has_room is not None:
@@ -236,6 +252,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscriptions: list[Subscription[Any]] = []
+        self._callback_subscriptions: list[Subscription[Any]] = []
         self._routes: dict[type[Event], tuple[Subscription[Any], ...]] = {}
         self._closed = False
         self._task_group: TaskGroup | None = None
@@ -317,6 +334,7 @@ class EventBus:
         self._routes.clear()
         if callback is not None:
             assert self._task_group is not None
+            self._callback_subscriptions.append(sub)
             self._task_group.start_soon(_run_callback, sub, callback, name=f"dreamgym-bus:{sub.name}")
         return sub
 
@@ -376,6 +394,15 @@ class EventBus:
             for sub in self._route(type(ev)):
                 sub._put(ev)
 
+    async def join(self) -> None:
+        """Wait until every callback subscriber has processed everything published so far.
+
+        Use it as a barrier, e.g. before a policy update, to be sure the trainer has observed every
+        completed episode.
+        """
+        for sub in list(self._callback_subscriptions):
+            await sub._join()
+
     # -- close -----------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop accepting events; subscribers drain what is buffered and then end. Idempotent."""
@@ -403,7 +430,19 @@ async def _run_callback(sub: Subscription[Any], callback: Callback[Any]) -> None
     is_async = inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
         getattr(callback, "__call__", None)  # noqa: B004 - callable objects with async __call__
     )
-    async for event in sub:
-        result = callback(event)
-        if is_async or inspect.isawaitable(result):
-            await result  # type: ignore[misc]
+    try:
+        while True:
+            if not sub._buffer:
+                sub._wake_joiners()
+            try:
+                event = await sub.receive()
+            except anyio.EndOfStream:
+                return
+            sub._busy = True
+            result = callback(event)
+            if is_async or inspect.isawaitable(result):
+                await result  # type: ignore[misc]
+            sub._busy = False
+    finally:
+        sub._busy = False
+        sub._wake_joiners()

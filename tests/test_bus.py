@@ -235,3 +235,31 @@ async def test_subscribing_from_a_started_task() -> None:
         bus = EventBus()
         await tg.start(starter, bus)
         bus.close()
+
+
+async def test_join_waits_until_callbacks_processed_everything() -> None:
+    gate = anyio.Event()
+    seen: list[str] = []
+
+    async def slow(event: EpisodeStarted) -> None:
+        await gate.wait()
+        seen.append(event.episode_id)
+
+    async with EventBus() as bus:
+        bus.subscribe(EpisodeStarted, callback=slow)
+        for n in range(3):
+            await bus.publish(started(n))
+        joined = False
+
+        async def join() -> None:
+            nonlocal joined
+            await bus.join()
+            joined = True
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(join)
+            await wait_all_tasks_blocked()
+            assert not joined and seen == []
+            gate.set()
+        assert joined and seen == ["e0", "e1", "e2"]
+        await bus.join()  # nothing pending: returns at once
