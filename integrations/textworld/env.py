@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +21,20 @@ from .games import GameInfo
 from .state import AbstractState, Fact, TextWorldStateMapper
 
 __all__ = ["ObservationMode", "TextWorldEnv"]
+
+# TextWorld is not thread-safe (its logic parser, used whenever a game loads, is a module global): every
+# engine call of every TextWorldEnv in the process runs under this lock, in a worker thread.
+_ENGINE_LOCK = threading.Lock()
+
+
+def _locked(fn: Callable[..., Any], *args: Any) -> Any:
+    with _ENGINE_LOCK:
+        return fn(*args)
+
+
+async def _run_engine(fn: Callable[..., Any], *args: Any) -> Any:
+    return await anyio.to_thread.run_sync(_locked, fn, *args)
+
 
 _BASE_INFOS = (
     "admissible_commands",
@@ -46,9 +61,12 @@ class ObservationMode(StrEnum):
 class TextWorldEnv:
     """A real environment that plays one TextWorld game per episode.
 
-    The engine runs in a worker thread, off the event loop. Rewards are score deltas, so an episode's
-    rewards add up to its final score; an episode terminates when the game is won (``info["success"]``)
-    or lost, and is truncated after ``max_steps`` steps.
+    Rewards are score deltas, so an episode's rewards add up to its final score; an episode terminates
+    when the game is won (``info["success"]``) or lost, and is truncated after ``max_steps`` steps.
+
+    The engine runs in a worker thread, off the event loop. TextWorld is not thread-safe, so the engine
+    calls of all TextWorldEnvs in one process take turns (a step takes a few milliseconds); use several
+    processes to play on several cores.
 
     ```python
     async with TextWorldEnv(game) as env:          # game: a GameInfo or a path to a .z8 file
@@ -130,8 +148,8 @@ class TextWorldEnv:
             await self._load(game.path)
             engine = self._engine
             if seed is not None:
-                await anyio.to_thread.run_sync(engine.seed, seed)
-            state = await anyio.to_thread.run_sync(engine.reset)
+                await _run_engine(engine.seed, seed)
+            state = await _run_engine(engine.reset)
             self._game, self._seed = game, seed
             self._steps, self._score, self._started, self._done = 0, float(state["score"] or 0), True, False
             feedback = str(state["feedback"] or "")
@@ -161,7 +179,7 @@ class TextWorldEnv:
             )
         async with self._lock:
             command = " ".join(action.split())  # one command: no newlines reach the interpreter
-            state, score, done = await anyio.to_thread.run_sync(self._engine.step, command)
+            state, score, done = await _run_engine(self._engine.step, command)
             self._steps += 1
             reward = float(score or 0) - self._score
             self._score = float(score or 0)
@@ -183,7 +201,7 @@ class TextWorldEnv:
             engine, self._engine = self._engine, None
             if engine is not None:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(engine.close)
+                    await _run_engine(engine.close)
 
     async def __aenter__(self) -> Self:
         return self
@@ -218,8 +236,8 @@ class TextWorldEnv:
         request = textworld.EnvInfos(**dict.fromkeys(names, True), extras=["walkthrough"])
         old, self._engine, self._engine_path = self._engine, None, None
         if old is not None:
-            await anyio.to_thread.run_sync(old.close)
-        self._engine = await anyio.to_thread.run_sync(textworld.start, str(path), request)
+            await _run_engine(old.close)
+        self._engine = await _run_engine(textworld.start, str(path), request)
         self._engine_path = path
 
     def _observation(self, abstract: AbstractState, feedback: str) -> str:

@@ -1,0 +1,38 @@
+"""Offline data collection: run policies against real environments and store their transitions.
+
+```python
+from dreamgym_sdk.collect import ExpertPolicy, JsonlSink, MixturePolicy, RandomAdmissiblePolicy, collect
+```
+
+:func:`collect` works with any real :class:`~dreamgym_sdk.Env` and any :class:`TransitionSink` (a replay
+buffer, or :class:`JsonlSink` when no database is at hand); the policies here read the expert's plan and
+the admissible actions from ``info``, as TextWorld reports them.
+"""
+
+from dreamgym_sdk.collect.collector import CollectionResult, CollectionSummary, GameStats, collect
+from dreamgym_sdk.collect.policies import (
+    ExpertPolicy,
+    Granularity,
+    MixturePolicy,
+    RandomAdmissiblePolicy,
+    admissible_actions,
+    expert_action,
+)
+from dreamgym_sdk.collect.sinks import JsonlSink, MemorySink, TransitionSink, read_jsonl
+
+__all__ = [
+    "CollectionResult",
+    "CollectionSummary",
+    "ExpertPolicy",
+    "GameStats",
+    "Granularity",
+    "JsonlSink",
+    "MemorySink",
+    "MixturePolicy",
+    "RandomAdmissiblePolicy",
+    "TransitionSink",
+    "admissible_actions",
+    "collect",
+    "expert_action",
+    "read_jsonl",
+]
