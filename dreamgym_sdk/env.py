@@ -152,6 +152,10 @@ class RecordedEnv(ABC):
     current episode and its history."""
 
     environment: str
+    bus: EventBus | None
+    """Where the episode events are published."""
+    group: int
+    """Index of this rollout within its task's group."""
     _recorder: _EpisodeRecorder | None = None
     _closed: bool = False
 

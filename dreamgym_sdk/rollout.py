@@ -48,8 +48,9 @@ class RolloutRunner:
     """Runs many episodes concurrently under a capacity limit, in groups of rollouts per task.
 
     Each episode gets a fresh env from ``env_factory``; envs that do not record their episodes (real
-    environments) are wrapped in :class:`RecordingEnv`, so every episode publishes ``EpisodeStarted``,
-    ``TransitionRecorded`` and ``EpisodeCompleted`` on ``bus`` exactly once.
+    environments) are wrapped in :class:`RecordingEnv`, and recording envs created without a bus get the
+    runner's, so every episode publishes ``EpisodeStarted``, ``TransitionRecorded`` and
+    ``EpisodeCompleted`` on ``bus`` exactly once.
 
     Cancelling :meth:`run` cancels every episode: no task is left running and no transition is left
     half-recorded (a step either appears in its episode and on the bus, or nowhere).
@@ -118,9 +119,12 @@ class RolloutRunner:
     async def _make_env(self, group: int) -> RecordedEnv:
         made: Any = self.env_factory(group)
         env: Env = await made if inspect.isawaitable(made) else made
-        if isinstance(env, RecordedEnv):
-            return env
-        return RecordingEnv(env, bus=self.bus, group=group)
+        if not isinstance(env, RecordedEnv):
+            return RecordingEnv(env, bus=self.bus, group=group)
+        if env.bus is None:  # publish on the runner's bus unless the env was given its own
+            env.bus = self.bus
+        env.group = group
+        return env
 
 
 def group_by_task(episodes: Sequence[Episode]) -> dict[str, list[Episode]]:

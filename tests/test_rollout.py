@@ -192,3 +192,14 @@ async def test_runner_validates_arguments() -> None:
     runner = RolloutRunner(lambda g: DreamEnv(FunctionExperienceModel(three_step_world)), policy())
     with pytest.raises(ValueError, match="group_size"):
         await runner.run([Task(instruction="a")], group_size=0)
+
+
+async def test_envs_without_a_bus_publish_on_the_runners_bus() -> None:
+    model = FunctionExperienceModel(three_step_world, initial_state="s")
+    bus = EventBus()
+    completed = bus.subscribe(EpisodeCompleted)
+    runner = RolloutRunner(lambda g: DreamEnv(model), policy(), bus=bus)
+    episodes = await runner.run([Task(instruction="a")], group_size=3)
+    bus.close()
+    assert sorted(e.episode.id async for e in completed) == sorted(e.id for e in episodes)
+    assert [e.group for e in episodes] == [0, 1, 2]

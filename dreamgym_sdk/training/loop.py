@@ -1,0 +1,332 @@
+"""The DreamGym training loop: sample tasks → grouped rollouts → policy update → curriculum → repeat.
+
+The same loop trains in the synthetic environment (a :class:`~dreamgym_sdk.DreamEnv` factory) and in a
+real one (sim-to-real): only the env factory and the budget change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamgym_sdk.bus import EventBus
+from dreamgym_sdk.curriculum import Curriculum, TaskPool, reward_variance
+from dreamgym_sdk.events import EpisodeCompleted, PolicyUpdated
+from dreamgym_sdk.logging import get_logger
+from dreamgym_sdk.policies.base import Policy
+from dreamgym_sdk.rollout import EnvFactory, RolloutRunner, group_by_task
+from dreamgym_sdk.training.base import TrainerBackend, attach_trainer
+from dreamgym_sdk.types import Episode, Source
+
+__all__ = ["Budget", "Checkpointable", "DreamGymTrainer", "LoopConfig", "iteration_metrics"]
+
+log = get_logger(__name__)
+
+
+class Budget(BaseModel):
+    """When to stop; the first limit reached ends the run (``None`` means no limit)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    iterations: int | None = Field(default=10, ge=1)
+    tokens: int | None = Field(default=None, ge=1)
+    """Experience-model tokens (prompt + completion), summed over transitions."""
+    cost_usd: float | None = Field(default=None, gt=0)
+    seconds: float | None = Field(default=None, gt=0)
+    real_transitions: int | None = Field(default=None, ge=1)
+    """Transitions taken in real environments (the sim-to-real budget)."""
+
+
+class LoopConfig(BaseModel):
+    """Settings of :class:`DreamGymTrainer`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tasks_per_iteration: int = Field(default=8, ge=1)
+    group_size: int = Field(default=4, ge=1)
+    """Rollouts per task (the GRPO group size n)."""
+    max_concurrency: int = Field(default=64, ge=1)
+    seed: int = 0
+    budget: Budget = Field(default_factory=Budget)
+    progress: bool = True
+    """Show a progress display on a terminal."""
+
+
+@runtime_checkable
+class Checkpointable(Protocol):
+    """A trainer backend that can save and restore its state (model, optimizer, counters)."""
+
+    def save(self, directory: Path) -> None: ...
+
+    def load(self, directory: Path) -> None: ...
+
+
+MetricsHook = Callable[[dict[str, float]], None]
+
+
+def iteration_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
+    """Success, reward, group variance, tokens, cost and transition counts of one batch of episodes."""
+    n = len(episodes) or 1
+    transitions = [t for e in episodes for t in e.transitions]
+    groups = group_by_task(episodes).values()
+    variances = [reward_variance([e.total_reward for e in g]) for g in groups if len(g) > 1]
+    costs = [t.provenance.cost_usd for t in transitions if t.provenance.cost_usd is not None]
+    return {
+        "episodes": float(len(episodes)),
+        "success_rate": sum(e.success for e in episodes) / n,
+        "mean_reward": sum(e.total_reward for e in episodes) / n,
+        "mean_steps": len(transitions) / n,
+        "group_reward_variance": sum(variances) / len(variances) if variances else 0.0,
+        "tokens": float(
+            sum(t.provenance.prompt_tokens + t.provenance.completion_tokens for t in transitions)
+        ),
+        "cost_usd": float(sum(costs)),
+        "real_transitions": float(sum(t.source is Source.REAL for t in transitions)),
+        "synthetic_transitions": float(sum(t.source is Source.SYNTHETIC for t in transitions)),
+    }
+
+
+class DreamGymTrainer:
+    """Runs the DreamGym loop until its budget is spent, in a run directory it can resume from.
+
+    Each iteration: draw ``tasks_per_iteration`` tasks from the curriculum (at most λ of them synthetic),
+    roll out ``group_size`` episodes of each through ``env_factory``, let the backend (subscribed to
+    ``EpisodeCompleted``) update the policy, publish ``PolicyUpdated``, expand the curriculum from the
+    highest-variance groups, then checkpoint. Other subscribers of the bus (a replay buffer admitting
+    synthetic transitions, dashboards) see every event.
+
+    The run directory holds ``metrics.jsonl`` (one line per iteration), ``state.json`` (the last finished
+    iteration and the totals), ``checkpoint/`` (the backend's state, if it is :class:`Checkpointable`) and
+    the task pool if the curriculum's pool has a path there. A run killed at any point restarts from its
+    last finished iteration.
+
+    Args:
+        env_factory: makes one environment per episode (DreamEnv for synthetic training, a real env for
+            sim-to-real); receives the group index.
+        policy: the policy being trained (the backend updates it).
+        backend: the RL backend.
+        curriculum: task selection and generation; a plain :class:`TaskPool` works too (no expansion).
+        run_dir: where metrics, state and checkpoints go.
+        config: loop settings and budget.
+        bus: the event bus (the trainer enters it if you do not pass one).
+        on_metrics: called with every iteration's metrics (e.g. to log to TensorBoard or W&B).
+    """
+
+    def __init__(
+        self,
+        *,
+        env_factory: EnvFactory,
+        policy: Policy,
+        backend: TrainerBackend,
+        curriculum: Curriculum | TaskPool,
+        run_dir: str | Path,
+        config: LoopConfig | None = None,
+        bus: EventBus | None = None,
+        on_metrics: Sequence[MetricsHook] = (),
+    ) -> None:
+        self.env_factory = env_factory
+        self.policy = policy
+        self.backend = backend
+        self.curriculum = curriculum
+        self.run_dir = Path(run_dir)
+        self.config = config or LoopConfig()
+        self.bus = bus
+        self.on_metrics = list(on_metrics)
+        self.iteration = 0
+        self.totals: dict[str, float] = {
+            "tokens": 0.0,
+            "cost_usd": 0.0,
+            "real_transitions": 0.0,
+            "seconds": 0.0,
+        }
+        self._rng = random.Random(self.config.seed)
+
+    # -- persistence -----------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.run_dir / "state.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / "metrics.jsonl"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoint"
+
+    def _resume(self) -> None:
+        if not self.state_path.exists():
+            return
+        state = json.loads(self.state_path.read_text())
+        self.iteration = int(state["iteration"])
+        self.totals.update(state["totals"])
+        version, internal, gauss = state["rng"]
+        self._rng.setstate((version, tuple(internal), gauss))
+        if isinstance(self.backend, Checkpointable) and self.checkpoint_dir.exists():
+            self.backend.load(self.checkpoint_dir)
+        if self.metrics_path.exists():  # drop lines of an iteration that did not finish
+            lines = self.metrics_path.read_text().splitlines()
+            kept = [ln for ln in lines if ln.strip() and json.loads(ln)["iteration"] <= self.iteration]
+            _atomic_write(self.metrics_path, "".join(ln + "\n" for ln in kept))
+        log.info("resumed run", run_dir=str(self.run_dir), iteration=self.iteration)
+
+    def _checkpoint(self, metrics: dict[str, float]) -> None:
+        if isinstance(self.backend, Checkpointable):
+            tmp = self.run_dir / "checkpoint.tmp"
+            _remove_tree(tmp)
+            self.backend.save(tmp)
+            old = self.run_dir / "checkpoint.old"
+            _remove_tree(old)
+            if self.checkpoint_dir.exists():
+                self.checkpoint_dir.rename(old)
+            tmp.rename(self.checkpoint_dir)
+            _remove_tree(old)
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(metrics) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        version, internal, gauss = self._rng.getstate()
+        state = {"iteration": self.iteration, "totals": self.totals, "rng": [version, list(internal), gauss]}
+        _atomic_write(self.state_path, json.dumps(state))
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _exhausted(self) -> str | None:
+        budget, totals = self.config.budget, self.totals
+        if budget.iterations is not None and self.iteration >= budget.iterations:
+            return "iterations"
+        if budget.tokens is not None and totals["tokens"] >= budget.tokens:
+            return "tokens"
+        if budget.cost_usd is not None and totals["cost_usd"] >= budget.cost_usd:
+            return "cost"
+        if budget.seconds is not None and totals["seconds"] >= budget.seconds:
+            return "time"
+        if budget.real_transitions is not None and totals["real_transitions"] >= budget.real_transitions:
+            return "real transitions"
+        return None
+
+    async def run(self) -> list[dict[str, float]]:
+        """Run iterations until the budget is spent; return the metrics of the iterations run now."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._resume()
+        if self.bus is not None:
+            return await self._run(self.bus)
+        async with EventBus() as bus:
+            return await self._run(bus)
+
+    async def _run(self, bus: EventBus) -> list[dict[str, float]]:
+        subscription = attach_trainer(bus, self.backend)
+        curriculum = self.curriculum if isinstance(self.curriculum, Curriculum) else None
+        observer = None
+        if curriculum is not None:
+            curriculum.bus = curriculum.bus or bus
+            observer = bus.subscribe(
+                EpisodeCompleted, callback=lambda e: curriculum.observe(e.episode), name="curriculum"
+            )
+        history: list[dict[str, float]] = []
+        try:
+            with _Progress(self.config, self.iteration) as progress:
+                while (reason := self._exhausted()) is None:
+                    metrics = await self._iteration(bus, curriculum)
+                    history.append(metrics)
+                    progress.update(metrics)
+                log.info("budget spent", reason=reason, iteration=self.iteration)
+        finally:
+            subscription.close()
+            if observer is not None:
+                observer.close()
+        return history
+
+    async def _iteration(self, bus: EventBus, curriculum: Curriculum | None) -> dict[str, float]:
+        cfg = self.config
+        started = time.perf_counter()
+        if curriculum is not None:
+            tasks = curriculum.sample(cfg.tasks_per_iteration, self._rng)
+        else:
+            assert isinstance(self.curriculum, TaskPool)
+            tasks = self.curriculum.sample(cfg.tasks_per_iteration, synthetic_share=1.0, rng=self._rng)
+        runner = RolloutRunner(self.env_factory, self.policy, bus=bus, max_concurrency=cfg.max_concurrency)
+        seed = cfg.seed * 1_000_003 + self.iteration * 10_007
+        episodes = await runner.run(tasks, group_size=cfg.group_size, seed=seed)
+        rollout_seconds = time.perf_counter() - started
+        await bus.join()  # the backend and the curriculum have observed every episode
+        update = await self.backend.update() or {}
+        self.iteration += 1
+        await bus.publish(PolicyUpdated(step=self.iteration, metrics=update))
+        decisions = await curriculum.expand() if curriculum is not None else []
+        metrics = iteration_metrics(episodes)
+        elapsed = time.perf_counter() - started
+        for key in ("tokens", "cost_usd", "real_transitions"):
+            self.totals[key] += metrics[key]
+        self.totals["seconds"] += elapsed
+        steps = metrics["mean_steps"] * metrics["episodes"]
+        metrics |= {
+            "iteration": float(self.iteration),
+            "steps_per_s": steps / rollout_seconds if rollout_seconds > 0 else 0.0,
+            "seconds": elapsed,
+            "tasks_accepted": float(sum(d.accepted for d in decisions)),
+            "tasks_rejected": float(sum(not d.accepted for d in decisions)),
+            "pool_size": float(len(curriculum.pool if curriculum is not None else self.curriculum)),  # type: ignore[arg-type]
+            **{f"train/{k}": float(v) for k, v in update.items()},
+            **{f"total/{k}": v for k, v in self.totals.items()},
+        }
+        self._checkpoint(metrics)
+        for hook in self.on_metrics:
+            hook(metrics)
+        return metrics
+
+
+class _Progress:
+    """A rich progress bar with the latest success rate and reward, only on a terminal."""
+
+    def __init__(self, config: LoopConfig, done: int) -> None:
+        self.enabled = config.progress and os.isatty(2)
+        self.total = config.budget.iterations
+        self.done = done
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]DreamGym[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("{task.fields[stats]}"),
+            )  # fmt: skip
+            self._progress.start()
+            self._task = self._progress.add_task("train", total=self.total, completed=self.done, stats="")
+        return self
+
+    def update(self, metrics: dict[str, float]) -> None:
+        if self._progress is not None:
+            stats = (
+                f"success {metrics['success_rate']:.0%}  reward {metrics['mean_reward']:.2f}  "
+                f"var {metrics['group_reward_variance']:.3f}  pool {int(metrics['pool_size'])}"
+            )
+            self._progress.update(self._task, advance=1, stats=stats)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)

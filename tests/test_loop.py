@@ -1,0 +1,189 @@
+"""The DreamGym loop: iterations end to end, curriculum growth, events, budgets, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dreamgym_sdk import DreamEnv, EventBus, ExperienceRequest, PolicyUpdated, Task, TaskAccepted
+from dreamgym_sdk.curriculum import Curriculum, CurriculumConfig, TaskPool
+from dreamgym_sdk.experience.tasks import TaskVariationGenerator
+from dreamgym_sdk.testing import FunctionExperienceModel, FunctionPolicy, FunctionProvider, RecordingTrainer
+from dreamgym_sdk.training.evaluate import EvalReport, evaluate, wilson_interval
+from dreamgym_sdk.training.loop import Budget, DreamGymTrainer, LoopConfig, iteration_metrics
+
+
+def coin_world(req: ExperienceRequest) -> dict[str, Any]:
+    """One step; the policy's action decides success."""
+    won = req.action == "win"
+    return {"next_state": "end", "reward": float(won), "done": True, "success": won}
+
+
+class CheckpointedTrainer(RecordingTrainer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: int | None = None
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True)
+        (directory / "updates.json").write_text(json.dumps(self.updates))
+
+    def load(self, directory: Path) -> None:
+        self.loaded = self.updates = json.loads((directory / "updates.json").read_text())
+
+
+def random_policy(seed: int) -> FunctionPolicy:
+    rng = random.Random(seed)
+    return FunctionPolicy(lambda task, obs, history, info: rng.choice(["win", "lose"]))
+
+
+def variations(request: Any) -> str:
+    n = len(request.messages[-1].content)
+    return json.dumps({"candidates": [{"instruction": f"harder variation number {n} of the task",
+                                       "rationale": "", "difficulty": "harder", "feasible": True,
+                                       "feasibility_check": "same objects"}]})  # fmt: skip
+
+
+async def test_two_iterations_end_to_end(tmp_path: Path) -> None:
+    model = FunctionExperienceModel(coin_world, initial_state="start")
+    pool = TaskPool(
+        [Task(id=f"t{i}", instruction=f"seed task number {i}") for i in range(4)],
+        path=tmp_path / "tasks.jsonl",
+    )
+    curriculum = Curriculum(
+        pool,
+        TaskVariationGenerator(FunctionProvider(variations)),
+        CurriculumConfig(group_size=8, seeds_per_iteration=2, synthetic_share=0.5),
+    )
+    backend = CheckpointedTrainer()
+    seen: list[dict[str, float]] = []
+    async with EventBus() as bus:
+        events = bus.subscribe(PolicyUpdated, TaskAccepted, maxsize=1000)
+        trainer = DreamGymTrainer(
+            env_factory=lambda g: DreamEnv(model, bus=bus, group=g),
+            policy=random_policy(0),
+            backend=backend,
+            curriculum=curriculum,
+            run_dir=tmp_path / "run",
+            config=LoopConfig(
+                tasks_per_iteration=4, group_size=8, budget=Budget(iterations=2), progress=False
+            ),
+            bus=bus,
+            on_metrics=[seen.append],
+        )
+        history = await trainer.run()
+        bus.close()
+        kinds = [type(e).__name__ async for e in events]
+    assert [m["iteration"] for m in history] == [1.0, 2.0] and seen == history
+    assert all(m["episodes"] == 32 for m in history)
+    assert len(backend.episodes) == 64  # the backend observed every episode before each update
+    assert history[0]["train/episodes"] == 32.0
+    assert 0 < history[0]["success_rate"] < 1 and history[0]["group_reward_variance"] > 0
+    assert kinds.count("PolicyUpdated") == 2 and kinds.count("TaskAccepted") >= 1
+    assert len(pool) > 4 and len(pool.synthetic_tasks) == kinds.count("TaskAccepted")
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["iteration"] for ln in lines] == [1.0, 2.0]
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["iteration"] == 2
+
+
+async def test_budget_on_real_transitions_stops_the_run(tmp_path: Path) -> None:
+    model = FunctionExperienceModel(coin_world, initial_state="start")
+    from dreamgym_sdk import RecordingEnv
+
+    trainer = DreamGymTrainer(
+        env_factory=lambda g: RecordingEnv(DreamEnv(model)),  # stands in for a real env: source="real"
+        policy=random_policy(1),
+        backend=RecordingTrainer(),
+        curriculum=TaskPool([Task(instruction="real task one")]),
+        run_dir=tmp_path,
+        config=LoopConfig(
+            tasks_per_iteration=1,
+            group_size=4,
+            progress=False,
+            budget=Budget(iterations=None, real_transitions=10),
+        ),
+    )
+    history = await trainer.run()
+    assert len(history) == 3  # 4 real transitions per iteration: 4, 8, 12 >= 10
+    assert trainer.totals["real_transitions"] == 12
+
+
+SCRIPT = """
+import anyio, json, random, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_loop import CheckpointedTrainer, coin_world, random_policy
+from dreamgym_sdk import DreamEnv, Task
+from dreamgym_sdk.curriculum import TaskPool
+from dreamgym_sdk.testing import FunctionExperienceModel
+from dreamgym_sdk.training.loop import Budget, DreamGymTrainer, LoopConfig
+
+run = Path(sys.argv[1])
+trainer = DreamGymTrainer(
+    env_factory=lambda g: DreamEnv(FunctionExperienceModel(coin_world, initial_state="s")),
+    policy=random_policy(0), backend=CheckpointedTrainer(),
+    curriculum=TaskPool([Task(id="t", instruction="a task")]), run_dir=run,
+    config=LoopConfig(tasks_per_iteration=2, group_size=2, progress=False, budget=Budget(iterations=10_000)),
+    on_metrics=[lambda m: print(int(m["iteration"]), flush=True)],
+)
+anyio.run(trainer.run)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+async def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(tests=str(Path(__file__).parent))))
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(script), str(run)], stdout=subprocess.PIPE, text=True)  # noqa: ASYNC220
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait for a few finished iterations, then kill -9 mid-run
+        if int(line) >= 3:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = json.loads((run / "state.json").read_text())
+    done = state["iteration"]
+    assert done >= 3
+    backend = CheckpointedTrainer()
+    trainer = DreamGymTrainer(
+        env_factory=lambda g: DreamEnv(FunctionExperienceModel(coin_world, initial_state="s")),
+        policy=random_policy(0),
+        backend=backend,
+        curriculum=TaskPool([Task(id="t", instruction="a task")]),
+        run_dir=run,
+        config=LoopConfig(
+            tasks_per_iteration=2, group_size=2, progress=False, budget=Budget(iterations=done + 2)
+        ),
+    )
+    history = await trainer.run()
+    assert backend.loaded == done  # the backend's checkpoint of the last finished iteration
+    assert [m["iteration"] for m in history] == [done + 1, done + 2]
+    iterations = [json.loads(ln)["iteration"] for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert iterations == list(range(1, done + 3))  # no iteration lost, none duplicated
+
+
+def test_iteration_metrics_and_wilson() -> None:
+    assert iteration_metrics([])["episodes"] == 0.0
+    low, high = wilson_interval(8, 10)
+    assert 0.49 < low < 0.5 and 0.94 < high < 0.95
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+async def test_evaluate_reports_success_with_interval() -> None:
+    model = FunctionExperienceModel(coin_world, initial_state="s")
+    report = await evaluate(
+        lambda g: DreamEnv(model), random_policy(3), [Task(instruction="x")], episodes_per_task=40
+    )
+    assert isinstance(report, EvalReport) and report.episodes == 40
+    assert report.ci95[0] <= report.success_rate <= report.ci95[1]
+    assert 0 < report.successes < 40
