@@ -201,5 +201,5 @@ async def test_envs_without_a_bus_publish_on_the_runners_bus() -> None:
     runner = RolloutRunner(lambda g: DreamEnv(model), policy(), bus=bus)
     episodes = await runner.run([Task(instruction="a")], group_size=3)
     bus.close()
-    assert sorted(e.episode.id async for e in completed) == sorted(e.id for e in episodes)
+    assert sorted([e.episode.id async for e in completed]) == sorted(e.id for e in episodes)
     assert [e.group for e in episodes] == [0, 1, 2]
