@@ -23,7 +23,7 @@ from dreamgym_sdk.errors import (
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.providers.config import RetryPolicy
 
-__all__ = ["Retryable", "call_with_retries", "error_for_status", "parse_retry_after"]
+__all__ = ["Retryable", "call_with_retries", "error_for_status", "exception_chain", "parse_retry_after"]
 
 T = TypeVar("T")
 _log = get_logger("dreamgym_sdk.providers")
@@ -37,6 +37,16 @@ class Retryable(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after = retry_after
+
+
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes/contexts, outermost first (bounded, cycle-safe)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 16 and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
 
 
 def parse_retry_after(value: str | None) -> float | None:

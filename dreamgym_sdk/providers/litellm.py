@@ -21,7 +21,7 @@ from typing import Any
 from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
 from dreamgym_sdk.providers._provider import BaseProvider
-from dreamgym_sdk.providers._retry import Retryable, error_for_status, parse_retry_after
+from dreamgym_sdk.providers._retry import Retryable, error_for_status, exception_chain, parse_retry_after
 from dreamgym_sdk.providers.base import ChatRequest, ChatResponse, Usage
 from dreamgym_sdk.providers.config import ProviderConfig
 
@@ -101,7 +101,7 @@ class LiteLLMProvider(BaseProvider):
         import openai
 
         message = f"{self.model}: {type(exc).__name__}: {str(exc)[:300]}"
-        chain = _chain(exc)
+        chain = exception_chain(exc)
         error: Retryable | ProviderError
         if any(isinstance(e, openai.APITimeoutError | httpx.TimeoutException | TimeoutError) for e in chain):
             error = Retryable(ProviderTimeoutError(message))
@@ -164,13 +164,3 @@ def _retry_after(exc: BaseException) -> float | None:
             if value:
                 return parse_retry_after(str(value))
     return None
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and its causes/contexts, outermost first (bounded, cycle-safe)."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and len(seen) < 16 and all(current is not e for e in seen):
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen

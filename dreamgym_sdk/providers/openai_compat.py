@@ -28,7 +28,7 @@ from dreamgym_sdk.errors import (
 )
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.providers._provider import BaseProvider
-from dreamgym_sdk.providers._retry import Retryable, error_for_status, parse_retry_after
+from dreamgym_sdk.providers._retry import Retryable, error_for_status, exception_chain, parse_retry_after
 from dreamgym_sdk.providers.base import ChatRequest, ChatResponse, Usage
 from dreamgym_sdk.providers.config import ProviderConfig
 
@@ -242,6 +242,9 @@ class OpenAICompatProvider(BaseProvider):
             (error.error if isinstance(error, Retryable) else error).__cause__ = exc
             raise error from exc
         except openai.APITimeoutError as exc:
+            if any(isinstance(e, ConnectionRefusedError) for e in exception_chain(exc)):
+                # httpx-aiohttp reports a refused connection as a connect *timeout*
+                raise _transient(ProviderConnectionError(f"{self.model}: connection refused"), exc) from exc
             raise _transient(ProviderTimeoutError(f"{self.model}: {exc}"), exc) from exc
         except openai.APIConnectionError as exc:
             raise _transient(ProviderConnectionError(f"{self.model}: {exc}"), exc) from exc

@@ -21,7 +21,7 @@ from dreamgym_sdk.providers.config import ProviderConfig
 __all__ = ["get_provider"]
 
 
-def get_provider(model: str, config: ProviderConfig | None = None, **overrides: Any) -> BaseProvider:
+def get_provider(model: str, config: ProviderConfig | None = None, /, **overrides: Any) -> BaseProvider:
     """The provider for ``model``, configured by ``config`` with keyword ``overrides`` applied.
 
     ```python

@@ -1,0 +1,87 @@
+"""Model strings choose providers; configuration overrides are validated; heavy imports stay lazy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import SecretStr
+
+from dreamgym_sdk.errors import ConfigError, MissingExtraError
+from dreamgym_sdk.providers import ChatRequest, Provider, ProviderConfig, get_provider
+from dreamgym_sdk.providers.hf import HFProvider
+from dreamgym_sdk.providers.litellm import LiteLLMProvider
+from dreamgym_sdk.providers.openai_compat import OpenAICompatProvider
+from dreamgym_sdk.providers.vllm import VLLMProvider
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides", "kind"),
+    [
+        ("hf:/models/tiny", {}, HFProvider),
+        ("vllm:/models/tiny", {}, VLLMProvider),
+        ("openai/qwen", {"api_base": "http://127.0.0.1:8000/v1"}, OpenAICompatProvider),
+        ("openai/gpt-4o-mini", {}, LiteLLMProvider),
+        ("hosted_vllm/qwen", {"api_base": "http://127.0.0.1:8000/v1"}, LiteLLMProvider),
+        ("anthropic/claude-3-5-haiku-latest", {}, LiteLLMProvider),
+    ],
+)
+async def test_model_strings_choose_providers(model: str, overrides: dict[str, str], kind: type) -> None:
+    async with get_provider(model, **overrides) as provider:
+        assert isinstance(provider, kind)
+        assert isinstance(provider, Provider)
+        assert provider.model == model
+
+
+def test_overrides_apply_on_top_of_config() -> None:
+    base = ProviderConfig(max_concurrency=5, api_key=SecretStr("secret-value-123"))
+    provider = get_provider("openai/x", base, api_base="http://127.0.0.1:1/v1", request_timeout=3)
+    assert provider.config.max_concurrency == 5
+    assert provider.config.request_timeout == 3
+    assert provider.config.key() == "secret-value-123"
+    assert "secret-value-123" not in repr(provider.config)
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"max_concurrency": 0}, {"no_such_field": 1}, {"api_base": "localhost:8000"}]
+)
+def test_invalid_overrides_raise_config_error(overrides: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        get_provider("openai/x", **overrides)
+
+
+def test_empty_model_string() -> None:
+    with pytest.raises(ConfigError):
+        get_provider(" ")
+
+
+def test_openai_compat_strips_the_prefix_only() -> None:
+    provider = get_provider("openai/org/model-7b", api_base="http://127.0.0.1:1/v1/")
+    assert isinstance(provider, OpenAICompatProvider)
+    assert provider.wire_model == "org/model-7b"
+    assert provider.api_base == "http://127.0.0.1:1/v1"
+
+
+def test_importing_and_routing_stay_light() -> None:
+    code = (
+        "import sys\n"
+        "from dreamgym_sdk.providers import get_provider\n"
+        "get_provider('hf:/x'); get_provider('vllm:/x'); get_provider('openai/x', api_base='http://h/v1')\n"
+        "heavy = [m for m in ('torch', 'transformers', 'litellm', 'vllm') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.skipif("vllm" in sys.modules, reason="vllm is installed")
+async def test_vllm_without_the_extra_names_it() -> None:
+    try:
+        import vllm  # noqa: F401  # pyright: ignore[reportMissingImports]
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vllm is installed")
+    async with get_provider("vllm:/models/tiny") as provider:
+        with pytest.raises(MissingExtraError, match=r"dreamgym-sdk\[vllm\]"):
+            await provider.complete(ChatRequest.of(None, "hi"))
