@@ -411,6 +411,8 @@ class HtmlStateMapper:
             role, name, node_id, rest, trailing = node
             if role in _AX_TEXT:
                 text = name or trailing
+                if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+                    text = _unquote(text)
                 if text:
                     lines.append(_squash(text))
                 continue
