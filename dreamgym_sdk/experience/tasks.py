@@ -121,7 +121,7 @@ class TaskGenerationConfig(BaseModel):
     """Re-asks when no usable candidate comes back."""
     structured_output: bool = True
     """Pass the JSON schema of the answer as ``response_schema``."""
-    max_similarity: float = Field(default=0.9, ge=0.0, le=1.0)
+    max_similarity: float = Field(default=0.8, ge=0.0, le=1.0)
     """:meth:`TaskVariationGenerator.select` rejects candidates whose word overlap (Jaccard) with the
     parent task reaches this value."""
     difficulty_preference: tuple[Difficulty, ...] = ("similar", "harder", "easier")
