@@ -31,7 +31,9 @@ class BaseProvider(ABC):
     def __init__(self, model: str, config: ProviderConfig | None = None) -> None:
         self._model = model
         self.config = config or ProviderConfig()
-        self._limiter = anyio.CapacityLimiter(self.config.max_concurrency)
+        # A semaphore with fast_acquire, not a CapacityLimiter: a free slot costs no extra trip through
+        # the event loop, which measurably matters at thousands of calls per second.
+        self._limiter = anyio.Semaphore(self.config.max_concurrency, fast_acquire=True)
         self._cache = ResponseCache(self.config.cache_dir) if self.config.cache_dir is not None else None
         self._closed = False
 

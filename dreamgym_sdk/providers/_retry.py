@@ -7,6 +7,7 @@ fault and the plain typed error for a permanent one; :func:`call_with_retries` d
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ __all__ = ["Retryable", "call_with_retries", "error_for_status", "exception_chai
 
 T = TypeVar("T")
 _log = get_logger("dreamgym_sdk.providers")
+_RNG = random.Random()
 _RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -78,7 +80,7 @@ async def call_with_retries(
     attempt: Callable[[], Awaitable[T]],
     *,
     policy: RetryPolicy,
-    limiter: anyio.CapacityLimiter,
+    limiter: anyio.Semaphore | anyio.CapacityLimiter,
     request_timeout: float | None,
     deadline: float | None,
     model: str,
@@ -94,41 +96,55 @@ async def call_with_retries(
         ProviderTimeoutError: an attempt or the whole call ran out of time (after retries, for attempts).
         ProviderError: the typed error of the last attempt, with the original exception as ``__cause__``.
     """
-    rng = rng or random.Random()
-    with anyio.move_on_after(deadline if deadline is not None else float("inf")) as scope:
-        give_up_at = scope.deadline
-        last: Retryable | None = None
-        attempts = 0
-        for number in range(1, policy.max_attempts + 1):
-            if last is not None:
-                wait = _wait_before(number - 1, last, policy, rng)
-                if wait is None or anyio.current_time() + wait > give_up_at:
-                    break  # Retry-After beyond what we may wait: fail now rather than time out later
-                _log.warning(
-                    "provider.retry",
-                    model=model,
-                    attempt=number,
-                    delay_s=round(wait, 4),
-                    error=type(last.error).__name__,
-                    status=getattr(last.error, "status_code", None),
-                    reason=str(last.error)[:200],
-                )
-                await anyio.sleep(wait)
-            attempts = number
-            try:
-                async with limiter:
-                    with anyio.move_on_after(
-                        request_timeout if request_timeout is not None else float("inf")
-                    ) as attempt_scope:
-                        return await attempt()
-                    assert attempt_scope.cancelled_caught
-                    last = Retryable(ProviderTimeoutError(f"{model}: no answer within {request_timeout} s"))
-            except Retryable as fault:
-                last = fault
-        assert last is not None
-        _log.warning("provider.failed", model=model, error=type(last.error).__name__, attempts=attempts)
-        raise last.error
+    if deadline is None:  # the common case: no extra cancel scope on the hot path
+        return await _attempts(attempt, policy, limiter, request_timeout, math.inf, model, rng or _RNG)
+    with anyio.move_on_after(deadline) as scope:
+        return await _attempts(attempt, policy, limiter, request_timeout, scope.deadline, model, rng or _RNG)
     raise ProviderTimeoutError(f"{model}: call exceeded its deadline of {deadline} s")
+
+
+async def _attempts(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    limiter: anyio.Semaphore | anyio.CapacityLimiter,
+    request_timeout: float | None,
+    give_up_at: float,
+    model: str,
+    rng: random.Random,
+) -> T:
+    last: Retryable | None = None
+    attempts = 0
+    for number in range(1, policy.max_attempts + 1):
+        if last is not None:
+            wait = _wait_before(number - 1, last, policy, rng)
+            if wait is None or anyio.current_time() + wait > give_up_at:
+                break  # Retry-After beyond what we may wait: fail now rather than time out later
+            _log.warning(
+                "provider.retry",
+                model=model,
+                attempt=number,
+                delay_s=round(wait, 4),
+                error=type(last.error).__name__,
+                status=429
+                if isinstance(last.error, RateLimitError)
+                else getattr(last.error, "status_code", None),
+                reason=str(last.error)[:200],
+            )
+            await anyio.sleep(wait)
+        attempts = number
+        try:
+            async with limiter:
+                if request_timeout is None:
+                    return await attempt()
+                with anyio.move_on_after(request_timeout) as attempt_scope:
+                    return await attempt()
+                assert attempt_scope.cancelled_caught
+                last = Retryable(ProviderTimeoutError(f"{model}: no answer within {request_timeout} s"))
+        except Retryable as fault:
+            last = fault
+    assert last is not None
+    _log.warning("provider.failed", model=model, error=type(last.error).__name__, attempts=attempts)
+    raise last.error
 
 
 def _wait_before(retry: int, fault: Retryable, policy: RetryPolicy, rng: random.Random) -> float | None:

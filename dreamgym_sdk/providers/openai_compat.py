@@ -90,14 +90,19 @@ def parse_chat_body(data: Any, model: str) -> ChatResponse:
         if not isinstance(content, str):
             raise TypeError("content is not a string")
         usage: dict[str, Any] = data.get("usage") or {}
-        return ChatResponse(
+        finish = choice.get("finish_reason")
+        # Every field is checked above, so skip pydantic's validation on this hot path.
+        return ChatResponse.model_construct(
             text=content,
             model=str(data.get("model") or model),
-            usage=Usage(
+            usage=Usage.model_construct(
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
+                cost_usd=None,
             ),
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=None if finish is None else str(finish),
+            latency_s=0.0,
+            cached=False,
         )
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         raise ProviderError(f"{model}: malformed chat completion ({type(exc).__name__}: {exc})") from exc
