@@ -1,0 +1,102 @@
+"""Hosted embeddings through LiteLLM (OpenAI, Cohere, Voyage, Bedrock, any OpenAI-compatible server)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dreamgym_sdk._imports import require
+from dreamgym_sdk.embeddings._vectors import normalize_rows
+from dreamgym_sdk.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderStatusError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
+
+__all__ = ["LiteLLMEmbedder"]
+
+
+class LiteLLMEmbedder:
+    """Embeds text with any embedding model LiteLLM can call (``litellm.aembedding``).
+
+    ```python title="needs an API key"
+    embedder = LiteLLMEmbedder("openai/text-embedding-3-small", dim=1536)
+    ```
+
+    Args:
+        model: a LiteLLM model string.
+        dim: the model's vector length (checked on every answer).
+        batch_size: texts per request.
+        **params: passed to ``litellm.aembedding`` (``api_base``, ``api_key``, ``dimensions``,
+            ``num_retries``, ...).
+    """
+
+    def __init__(self, model: str, *, dim: int, batch_size: int = 256, **params: Any) -> None:
+        if dim < 1 or batch_size < 1:
+            raise ValueError("dim and batch_size must be >= 1")
+        self.model = model
+        self._dim = dim
+        self.batch_size = batch_size
+        self.params = params
+
+    @property
+    def name(self) -> str:
+        return f"litellm:{self.model}:{self._dim}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed ``texts`` in requests of ``batch_size``; faults raise ``ProviderError`` subclasses."""
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        litellm = require("litellm", extra="litellm", feature="LiteLLMEmbedder")
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = list(texts[start : start + self.batch_size])
+            try:
+                response = await litellm.aembedding(model=self.model, input=chunk, **self.params)
+            except Exception as exc:
+                raise _translate(self.model, exc) from exc
+            data = sorted(response.data, key=lambda item: _get(item, "index"))
+            if len(data) != len(chunk):
+                raise ProviderError(f"{self.model}: {len(data)} embeddings for {len(chunk)} texts")
+            rows.extend(_get(item, "embedding") for item in data)
+        matrix = (
+            np.asarray(rows, dtype=np.float32).reshape(len(rows), -1) if rows else np.empty((0, self._dim))
+        )
+        if matrix.shape[1] != self._dim:
+            raise ProviderError(
+                f"{self.model}: vectors of length {matrix.shape[1]}, expected dim={self._dim}"
+            )
+        return normalize_rows(matrix)
+
+    def __repr__(self) -> str:
+        return f"LiteLLMEmbedder({self.model!r}, dim={self._dim})"
+
+
+def _get(item: Any, key: str) -> Any:
+    if isinstance(item, dict):
+        return cast(dict[str, Any], item)[key]
+    return getattr(item, key)
+
+
+def _translate(model: str, exc: Exception) -> ProviderError:
+    """The SDK's error for a LiteLLM embedding failure (LiteLLM errors carry an HTTP ``status_code``)."""
+    message = f"{model}: {type(exc).__name__}: {str(exc)[:300]}"
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
+        return ProviderTimeoutError(message)
+    if "APIConnectionError" in type(exc).__name__:
+        return ProviderConnectionError(message)
+    if status == 429:
+        return RateLimitError(message)
+    if isinstance(status, int) and status >= 400:
+        return ProviderStatusError(message, status_code=status)
+    return ProviderError(message)

@@ -1,0 +1,671 @@
+"""The LanceDB replay buffer: one table of transitions with their (state, action) embeddings.
+
+Writes go through a single coalescing writer task, so hundreds of concurrent episodes make few table
+versions and ids are checked and inserted without races. Maintenance (vector index, compaction, pruning
+of old versions) runs in the background on a schedule. See ``docs/concepts/replay-buffer.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio
+import numpy as np
+from numpy.typing import NDArray
+
+from dreamgym_sdk._imports import require
+from dreamgym_sdk.embeddings.cache import CachedEmbedder
+from dreamgym_sdk.embeddings.factory import make_embedder
+from dreamgym_sdk.errors import ConfigError, RecordValidationError, ReplayBufferError
+from dreamgym_sdk.logging import get_logger
+from dreamgym_sdk.replay._arrow import (
+    EMBEDDER_KEY,
+    VECTOR,
+    transitions_from_arrow,
+    transitions_schema,
+    transitions_to_arrow,
+)
+from dreamgym_sdk.replay._batching import Coalescer
+from dreamgym_sdk.replay._records import (
+    TRANSITION_COLUMNS,
+    dedupe_by_id,
+    embedding_text,
+    reward_buckets,
+    sql_filter,
+    sql_in,
+    validate_transitions,
+)
+from dreamgym_sdk.replay.base import Embedder, ReplayStats, SearchHit
+from dreamgym_sdk.replay.config import IndexType, ReplayConfig
+from dreamgym_sdk.types import Source, Transition
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+__all__ = ["LanceDBReplayBuffer", "MaintenanceReport"]
+
+_log = get_logger("dreamgym_sdk.replay")
+_IN_CHUNK = 5_000  # ids per `IN (...)` query
+_SCALAR_INDEXES = (
+    ("id", "btree"),
+    ("task_id", "btree"),
+    ("episode_id", "btree"),
+    ("content_hash", "btree"),
+    ("environment", "bitmap"),
+    ("source", "bitmap"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _WriteJob:
+    transitions: list[Transition]
+    vectors: NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceReport:
+    """What one maintenance pass did."""
+
+    rows: int
+    """Rows in the table."""
+    vector_index: str | None
+    """``"built"``, ``"rebuilt"`` or ``None`` (unchanged)."""
+    fragments_removed: int
+    """Data files merged away by compaction."""
+    versions_pruned: int
+    """Old table versions deleted."""
+
+
+class LanceDBReplayBuffer:
+    """A replay buffer stored in LanceDB (embedded on local disk, object storage or LanceDB Cloud).
+
+    ```python
+    import anyio, tempfile
+    from dreamgym_sdk import Source, Transition
+    from dreamgym_sdk.embeddings import HashingEmbedder
+    from dreamgym_sdk.replay import LanceDBReplayBuffer
+
+    async def main() -> None:
+        path = tempfile.mkdtemp()
+        async with LanceDBReplayBuffer(path, embedder=HashingEmbedder()) as buffer:
+            await buffer.add([Transition(task_id="t", episode_id="e", step=0, state="kitchen",
+                                         action="open fridge", next_state="fridge open", reward=0.0,
+                                         source=Source.REAL)])
+            hits = await buffer.search("kitchen", "open fridge", k=4)
+            assert hits[0].transition.action == "open fridge"
+
+    anyio.run(main)
+    ```
+
+    Use it inside ``async with``: entering opens (or creates) the table and starts the writer task;
+    leaving finishes pending writes and stops it.
+
+    Args:
+        config: a :class:`ReplayConfig`, or a local path / LanceDB URI (with defaults for the rest).
+        embedder: the embedder; defaults to ``config.embedder``. It is wrapped in a
+            :class:`~dreamgym_sdk.embeddings.CachedEmbedder` unless ``embed_cache_size`` is 0.
+        **overrides: fields of :class:`ReplayConfig` to override.
+
+    Raises:
+        ConfigError: (on entering) the table was built with a different embedder.
+    """
+
+    def __init__(
+        self,
+        config: ReplayConfig | str | os.PathLike[str] | None = None,
+        *,
+        embedder: Embedder | None = None,
+        **overrides: Any,
+    ) -> None:
+        if isinstance(config, ReplayConfig):
+            config = (
+                ReplayConfig.model_validate({**config.model_dump(), **overrides}) if overrides else config
+            )
+        elif config is None:
+            config = ReplayConfig(**overrides)
+        else:
+            config = ReplayConfig.model_validate({**overrides, "uri": os.fspath(config)})
+        self.config: ReplayConfig = config
+        inner = embedder if embedder is not None else make_embedder(config.embedder, dim=config.embedder_dim)
+        self.embedder: Embedder = (
+            inner
+            if isinstance(inner, CachedEmbedder) or config.embed_cache_size == 0
+            else CachedEmbedder(inner, maxsize=config.embed_cache_size)
+        )
+        self._writer: Coalescer[_WriteJob, None] = Coalescer(
+            self._write, name="replay writer", window=config.write_window_s, max_size=config.max_write_rows,
+            size=lambda job: len(job.transitions),
+        )  # fmt: skip
+        self._embedder_queue: Coalescer[list[str], NDArray[np.float32]] = Coalescer(
+            self._embed_batch, name="replay embedder", max_size=4096, size=len
+        )
+        self._db: Any = None
+        self._table: Any = None
+        self._schema: Any = None
+        self._task_group: TaskGroup | None = None
+        self._maintenance_lock = anyio.Lock()
+        self._maintenance_pending = False
+        self._rows = 0
+        self._writes_since_maintenance = 0
+        self._rows_since_maintenance = 0
+        self._vector_indexed_rows: int | None = None  # rows when the vector index was (re)built
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        if self._task_group is not None or self._closed:
+            raise ReplayBufferError("a LanceDBReplayBuffer can be entered once")
+        try:
+            await self._open()
+        except BaseException:
+            self._closed = True
+            if self._db is not None:
+                self._db.close()
+            raise
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        try:
+            await task_group.start(self._writer.run)
+            await task_group.start(self._embedder_queue.run)
+        except BaseException:
+            await self._exit_task_group(*_current_exc())
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._exit_task_group(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Finish pending writes, stop the writer and close the table; idempotent."""
+        await self._exit_task_group(None, None, None)
+
+    async def _exit_task_group(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        self._embedder_queue.close()
+        task_group, self._task_group = self._task_group, None
+        try:
+            if task_group is not None:
+                await task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            table, self._table = self._table, None
+            db, self._db = self._db, None
+            if table is not None:
+                table.close()
+            if db is not None:
+                db.close()
+
+    async def _open(self) -> None:
+        lancedb = require("lancedb", extra="lancedb", feature="LanceDBReplayBuffer")
+        cfg = self.config
+        interval = (
+            None
+            if cfg.read_consistency_interval_s is None
+            else timedelta(seconds=cfg.read_consistency_interval_s)
+        )
+        self._db = db = await lancedb.connect_async(
+            cfg.uri,
+            api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+            region=cfg.region,
+            read_consistency_interval=interval,
+            storage_options=cfg.storage_options or None,
+        )
+        schema = transitions_schema(self.embedder.dim, self.embedder.name)
+        names = await db.table_names()
+        if cfg.table in names:
+            table = await db.open_table(cfg.table)
+            self._check_schema(await table.schema())
+        else:
+            table = await db.create_table(cfg.table, schema=schema, exist_ok=True)
+            self._check_schema(await table.schema())
+        self._table = table
+        self._schema = await table.schema()
+        await self._ensure_scalar_indexes()
+        self._rows = await table.count_rows()
+        for index in await table.list_indices():
+            if VECTOR in index.columns:
+                stats = await table.index_stats(index.name)
+                self._vector_indexed_rows = stats.num_indexed_rows if stats else self._rows
+
+    def _check_schema(self, schema: Any) -> None:
+        metadata: dict[bytes, bytes] = schema.metadata or {}
+        stored = metadata.get(EMBEDDER_KEY, b"").decode() or None
+        if stored is not None and stored != self.embedder.name:
+            raise ConfigError(
+                f"table {self.config.table!r} at {self.config.uri!r} holds vectors of embedder {stored!r}, "
+                f"not {self.embedder.name!r}: open it with that embedder, or export and re-import"
+            )
+        if schema.get_field_index(VECTOR) < 0:
+            raise ConfigError(f"table {self.config.table!r} has no {VECTOR!r} column: not a replay table")
+        dim = schema.field(VECTOR).type.list_size
+        if dim != self.embedder.dim:
+            raise ConfigError(f"table vectors have {dim} dimensions, the embedder makes {self.embedder.dim}")
+
+    async def _ensure_scalar_indexes(self) -> None:
+        index = require("lancedb.index", extra="lancedb", feature="LanceDBReplayBuffer")
+        table = self._live_table()
+        existing = {tuple(config.columns) for config in await table.list_indices()}
+        for column, kind in _SCALAR_INDEXES:
+            if (column,) not in existing:
+                await table.create_index(column, config=index.BTree() if kind == "btree" else index.Bitmap())
+
+    def _live_table(self) -> Any:
+        if self._table is None:
+            raise ReplayBufferError("the replay buffer is not open: use it inside `async with`")
+        return self._table
+
+    # -- writing -------------------------------------------------------------------------------------
+    async def add(self, transitions: Sequence[Transition]) -> None:
+        """Store ``transitions`` (embedding their (state, action) text); durable once this returns.
+
+        Concurrent calls are coalesced into one table write. Ids already stored are skipped, so adding
+        the same transitions again is a no-op; within one call the first of a repeated id wins.
+
+        Raises:
+            RecordValidationError: a record is invalid (nothing from this call is written).
+            ReplayBufferError: the buffer is not open, or the write failed.
+        """
+        validate_transitions(transitions)
+        batch = dedupe_by_id(transitions)
+        if not batch:
+            return
+        self._live_table()
+        vectors = await self._embed([embedding_text(t.state, t.action) for t in batch])
+        await self._writer.submit(_WriteJob(batch, vectors))
+
+    async def add_with_vectors(
+        self, transitions: Sequence[Transition], vectors: NDArray[np.floating]
+    ) -> None:
+        """Store transitions with pre-computed (state, action) vectors from this buffer's embedder.
+
+        For bulk loads and re-imports that kept their vectors. Vectors are re-normalised.
+
+        Raises:
+            RecordValidationError: a record or vector is invalid (nothing from this call is written).
+        """
+        validate_transitions(transitions)
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.shape != (len(transitions), self.embedder.dim):
+            raise RecordValidationError(
+                f"expected shape {(len(transitions), self.embedder.dim)}, got {matrix.shape}",
+                record="<batch>", field=VECTOR,
+            )  # fmt: skip
+        finite = np.isfinite(matrix).all(axis=1)
+        if not finite.all():
+            bad = int(np.argmin(finite))
+            raise RecordValidationError("contains NaN or infinity", record=transitions[bad].id, field=VECTOR)
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        if (norms == 0).any():
+            bad = int(np.argmin(norms[:, 0]))
+            raise RecordValidationError("is all zeros", record=transitions[bad].id, field=VECTOR)
+        seen: set[str] = set()
+        keep = [i for i, t in enumerate(transitions) if not (t.id in seen or seen.add(t.id))]
+        if not keep:
+            return
+        self._live_table()
+        job = _WriteJob([transitions[i] for i in keep], (matrix / norms)[keep])
+        await self._writer.submit(job)
+
+    async def _write(self, jobs: list[_WriteJob]) -> list[None]:
+        """The writer task's batch: drop ids already stored, then append everything in one write."""
+        table = self._live_table()
+        transitions: list[Transition] = []
+        vectors: list[NDArray[np.float32]] = []
+        seen: set[str] = set()
+        for job in jobs:
+            for t, v in zip(job.transitions, job.vectors, strict=True):
+                if t.id not in seen:
+                    seen.add(t.id)
+                    transitions.append(t)
+                    vectors.append(v)
+        existing = await self._existing_ids([t.id for t in transitions]) if self._rows else set[str]()
+        keep = [i for i, t in enumerate(transitions) if t.id not in existing]
+        if keep:
+            assert self._schema is not None
+            data = transitions_to_arrow(
+                [transitions[i] for i in keep], np.stack([vectors[i] for i in keep]), self._schema
+            )
+            try:
+                await table.add(data)
+            except Exception as exc:
+                raise ReplayBufferError(f"writing {len(keep)} transition(s) failed: {exc}") from exc
+            self._rows += len(keep)
+            self._rows_since_maintenance += len(keep)
+            self._writes_since_maintenance += 1
+            self._schedule_maintenance()
+        return [None] * len(jobs)
+
+    async def _existing_ids(self, ids: Sequence[str]) -> set[str]:
+        table = self._live_table()
+        found: set[str] = set()
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            result = await table.query().where(sql_in("id", chunk)).select(["id"]).to_arrow()
+            found.update(result.column("id").to_pylist())
+        return found
+
+    # -- embedding -----------------------------------------------------------------------------------
+    async def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+        return await self._embedder_queue.submit(texts)
+
+    async def _embed_batch(self, requests: list[list[str]]) -> list[NDArray[np.float32]]:
+        """One embedder call for every text of concurrent searches and adds."""
+        flat = [text for texts in requests for text in texts]
+        vectors = await self.embedder.embed(flat)
+        out: list[NDArray[np.float32]] = []
+        start = 0
+        for texts in requests:
+            out.append(vectors[start : start + len(texts)])
+            start += len(texts)
+        return out
+
+    # -- reading -------------------------------------------------------------------------------------
+    async def search(
+        self,
+        state: str,
+        action: str,
+        *,
+        k: int = 4,
+        environment: str | None = None,
+        task_id: str | None = None,
+        source: Source | None = Source.REAL,
+    ) -> list[SearchHit]:
+        """The ``k`` stored transitions most similar to (``state``, ``action``), best first.
+
+        Similarity is the cosine of the embeddings of ``embedding_text(state, action)``. Only real
+        transitions are searched unless ``source`` says otherwise (``None``: any source).
+        """
+        vector = (await self._embed([embedding_text(state, action)]))[0]
+        return await self.search_vector(vector, k=k, environment=environment, task_id=task_id, source=source)
+
+    async def search_vector(
+        self,
+        vector: NDArray[np.floating] | Sequence[float],
+        *,
+        k: int = 4,
+        environment: str | None = None,
+        task_id: str | None = None,
+        source: Source | None = Source.REAL,
+        exact: bool = False,
+    ) -> list[SearchHit]:
+        """Like :meth:`search`, for a query vector from this buffer's embedder.
+
+        Args:
+            exact: bypass the ANN index (exact brute-force search, for recall measurements).
+        """
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        table = self._live_table()
+        query = (
+            table.query()
+            .nearest_to(np.asarray(vector, dtype=np.float32))
+            .distance_type("cosine")
+            .limit(k)
+            .select([*TRANSITION_COLUMNS, "_distance"])
+        )
+        where = sql_filter(environment=environment, task_id=task_id, source=source)
+        if where is not None:
+            query = query.where(where)
+        if exact:
+            query = query.bypass_vector_index()
+        elif self._vector_indexed_rows is not None:
+            query = query.minimum_nprobes(self.config.nprobes).maximum_nprobes(0)
+        result = await query.to_arrow()
+        distances = result.column("_distance").to_pylist()
+        return [
+            SearchHit(t, 1.0 - float(d))
+            for t, d in zip(transitions_from_arrow(result), distances, strict=True)
+        ]
+
+    async def get(self, ids: Sequence[str]) -> list[Transition]:
+        """The stored transitions with these ids, in the order given; unknown ids are skipped."""
+        table = self._live_table()
+        by_id: dict[str, Transition] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            result = (
+                await table.query().where(sql_in("id", chunk)).select(list(TRANSITION_COLUMNS)).to_arrow()
+            )
+            by_id.update((t.id, t) for t in transitions_from_arrow(result))
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def sample(
+        self,
+        n: int,
+        *,
+        source: Source | None = None,
+        environment: str | None = None,
+        seed: int | None = None,
+    ) -> list[Transition]:
+        """Up to ``n`` distinct transitions drawn uniformly (reproducible for a ``seed`` and content)."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        table = self._live_table()
+        query = table.query().select(["id"])
+        where = sql_filter(source=source, environment=environment)
+        if where is not None:
+            query = query.where(where)
+        ids = sorted((await query.to_arrow()).column("id").to_pylist())
+        if not ids or n == 0:
+            return []
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(len(ids), size=min(n, len(ids)), replace=False)
+        return await self.get([ids[i] for i in chosen])
+
+    async def count(
+        self,
+        *,
+        source: Source | None = None,
+        environment: str | None = None,
+        task_id: str | None = None,
+    ) -> int:
+        """Number of stored transitions matching the filters."""
+        where = sql_filter(source=source, environment=environment, task_id=task_id)
+        return await self._live_table().count_rows(where)
+
+    async def stats(self) -> ReplayStats:
+        """Counts by source, environment and reward, and the number of successful transitions."""
+        pc = require("pyarrow.compute", extra="lancedb", feature="replay statistics")
+        table = self._live_table()
+        data = await table.query().select(["source", "environment", "reward", "success"]).to_arrow()
+
+        def counts(column: str) -> dict[Any, int]:
+            pairs = pc.value_counts(data.column(column)).to_pylist()
+            return {p["values"]: p["counts"] for p in pairs}
+
+        if data.num_rows == 0:
+            return ReplayStats(total=0)
+        return ReplayStats(
+            total=data.num_rows,
+            by_source=dict(sorted(counts("source").items())),
+            by_environment=dict(sorted(counts("environment").items())),
+            by_reward=reward_buckets(counts("reward")),
+            successes=int(pc.sum(data.column("success")).as_py() or 0),
+        )
+
+    async def contains_content(self, hashes: Sequence[str]) -> set[str]:
+        """Which of these content hashes (see :func:`~dreamgym_sdk.replay.content_hash`) are stored."""
+        table = self._live_table()
+        found: set[str] = set()
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            result = (
+                await table.query().where(sql_in("content_hash", chunk)).select(["content_hash"]).to_arrow()
+            )
+            found.update(result.column("content_hash").to_pylist())
+        return found
+
+    async def scan(
+        self,
+        *,
+        batch_size: int = 1024,
+        source: Source | None = None,
+        environment: str | None = None,
+    ) -> AsyncIterator[list[Transition]]:
+        """Iterate over the stored transitions matching the filters, in batches of up to ``batch_size``."""
+        async for batch in self.scan_arrow(batch_size=batch_size, source=source, environment=environment):
+            yield transitions_from_arrow(batch)
+
+    async def scan_arrow(
+        self,
+        *,
+        batch_size: int = 1024,
+        source: Source | None = None,
+        environment: str | None = None,
+        vectors: bool = False,
+    ) -> AsyncIterator[Any]:
+        """Iterate over the matching rows as Arrow record batches (the transition columns, plus ``vector``
+        when ``vectors`` is true)."""
+        table = self._live_table()
+        columns = [*TRANSITION_COLUMNS, VECTOR] if vectors else list(TRANSITION_COLUMNS)
+        query = table.query().select(columns)
+        where = sql_filter(source=source, environment=environment)
+        if where is not None:
+            query = query.where(where)
+        reader = await query.to_batches(max_batch_length=batch_size)
+        async for batch in reader:
+            if batch.num_rows:
+                yield batch
+
+    # -- deleting and maintenance --------------------------------------------------------------------
+    async def delete(
+        self,
+        where: str | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        environment: str | None = None,
+        task_id: str | None = None,
+        episode_id: str | None = None,
+        source: Source | None = None,
+    ) -> int:
+        """Delete the matching transitions; return how many were deleted.
+
+        Args:
+            where: a LanceDB SQL predicate over the table's columns (e.g. ``"reward < 0.5"``); combined
+                with the keyword filters by AND. ``where="true"`` deletes everything.
+            ids, environment, task_id, episode_id, source: filters.
+
+        Raises:
+            ValueError: no filter was given.
+        """
+        parts = [
+            p
+            for p in (
+                where,
+                sql_filter(
+                    ids=ids, environment=environment, task_id=task_id, episode_id=episode_id, source=source
+                ),
+            )
+            if p
+        ]
+        if not parts:
+            raise ValueError("delete() needs a filter; pass where='true' to delete everything")
+        predicate = " AND ".join(f"({p})" for p in parts)
+        table = self._live_table()
+        async with self._maintenance_lock:  # compaction and delete rewrite the same files
+            try:
+                result = await table.delete(predicate)
+            except Exception as exc:
+                raise ReplayBufferError(f"delete({predicate!r}) failed: {exc}") from exc
+        deleted = int(result.num_deleted_rows)
+        self._rows = max(0, self._rows - deleted)
+        return deleted
+
+    async def compact(self) -> MaintenanceReport:
+        """Run maintenance now: build or retrain the vector index if due, compact data files, bring every
+        index up to date and prune versions older than ``prune_older_than_s``."""
+        return await self._maintain()
+
+    def _schedule_maintenance(self) -> None:
+        cfg = self.config
+        due = (
+            self._writes_since_maintenance >= cfg.optimize_every_writes
+            or self._rows_since_maintenance >= cfg.optimize_every_rows
+            or (self._vector_indexed_rows is None and self._rows >= cfg.index_threshold)
+        )
+        if due and not self._maintenance_pending and self._task_group is not None and not self._closed:
+            self._maintenance_pending = True
+            self._task_group.start_soon(self._background_maintenance, name="dreamgym-replay-maintenance")
+
+    async def _background_maintenance(self) -> None:
+        try:
+            await self._maintain()
+        except Exception as exc:  # maintenance is an optimisation: log and retry on the next schedule
+            _log.warning("replay maintenance failed", error=str(exc))
+        finally:
+            self._maintenance_pending = False
+
+    async def _maintain(self) -> MaintenanceReport:
+        table = self._live_table()
+        async with self._maintenance_lock:
+            self._writes_since_maintenance = 0
+            self._rows_since_maintenance = 0
+            rows = await table.count_rows()
+            action = None
+            if rows >= self.config.index_threshold and (
+                self._vector_indexed_rows is None
+                or rows >= self.config.reindex_growth * self._vector_indexed_rows
+            ):
+                action = "built" if self._vector_indexed_rows is None else "rebuilt"
+                await self._build_vector_index(rows)
+            stats = await table.optimize(cleanup_older_than=timedelta(seconds=self.config.prune_older_than_s))
+        report = MaintenanceReport(
+            rows=rows,
+            vector_index=action,
+            fragments_removed=int(stats.compaction.fragments_removed),
+            versions_pruned=int(stats.prune.old_versions_removed),
+        )
+        _log.debug("replay maintenance", **{k: getattr(report, k) for k in report.__slots__})
+        return report
+
+    async def _build_vector_index(self, rows: int) -> None:
+        index = require("lancedb.index", extra="lancedb", feature="LanceDBReplayBuffer")
+        partitions = max(1, min(rows // self.config.index_rows_per_partition, int(math.sqrt(rows)) * 4))
+        config: Any
+        if self.config.index_type is IndexType.IVF_HNSW_SQ:
+            config = index.HnswSq(distance_type="cosine", num_partitions=max(1, rows // 100_000))
+        else:
+            config = index.IvfFlat(distance_type="cosine", num_partitions=partitions)
+        await self._live_table().create_index(VECTOR, config=config, replace=True)
+        self._vector_indexed_rows = rows
+        _log.info("replay vector index built", rows=rows, index=self.config.index_type.value)
+
+    # -- introspection -------------------------------------------------------------------------------
+    @property
+    def table(self) -> Any:
+        """The underlying LanceDB table (for advanced queries; write through the buffer)."""
+        return self._live_table()
+
+    @property
+    def vector_indexed(self) -> bool:
+        """Whether the ANN vector index exists (otherwise search is exact)."""
+        return self._vector_indexed_rows is not None
+
+    async def version(self) -> int:
+        """The table's current version (every write makes one)."""
+        return await self._live_table().version()
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return f"LanceDBReplayBuffer(uri={cfg.uri!r}, table={cfg.table!r}, embedder={self.embedder.name!r})"
+
+
+def _current_exc() -> tuple[type[BaseException] | None, BaseException | None, TracebackType | None]:
+    import sys
+
+    return sys.exc_info()
