@@ -236,12 +236,16 @@ def prompt_version(config: ReasoningConfig) -> str:
 
 
 def experience_schema(*, use_reasoning: bool = True) -> dict[str, Any]:
-    """The JSON schema of the answer, for providers with structured output (strict-mode compatible)."""
+    """The JSON schema of the answer, for providers with structured output.
+
+    Portable on purpose (strict-mode compatible, no numeric bounds some backends reject): the range and
+    consistency of the reward are checked by the parser, never trusted to the backend.
+    """
     properties: dict[str, Any] = {}
     if use_reasoning:
         properties["reasoning"] = {"type": "string"}
     properties["next_state"] = {"type": "string"}
-    properties["reward"] = {"type": "number", "minimum": 0, "maximum": 1}
+    properties["reward"] = {"type": "number", "description": "in [0, 1]"}
     properties["done"] = {"type": "boolean"}
     properties["success"] = {"type": "boolean"}
     return {
