@@ -1,0 +1,71 @@
+"""Transition sinks: JSON lines on disk and in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+
+from dreamgym_sdk import Source, Transition
+from dreamgym_sdk.collect import JsonlSink, MemorySink, TransitionSink, read_jsonl
+
+
+def transitions(episode: str, n: int) -> list[Transition]:
+    return [
+        Transition(
+            task_id="t",
+            episode_id=episode,
+            step=i,
+            state=f"s{i}",
+            action=f"a{i}",
+            next_state=f"s{i + 1}",
+            reward=float(i == n - 1),
+            terminated=i == n - 1,
+            source=Source.REAL,
+        )
+        for i in range(n)
+    ]
+
+
+async def test_jsonl_sink_appends_and_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "real.jsonl"
+    sink = JsonlSink(path)
+    assert isinstance(sink, TransitionSink)
+    assert sink.read() == []
+    first, second = transitions("e1", 3), transitions("e2", 2)
+    await sink.add(first)
+    await sink.add([])
+    await JsonlSink(path).add(second)  # another sink on the same file appends
+    assert sink.read() == first + second
+    assert read_jsonl(path) == first + second
+    assert len(path.read_text().splitlines()) == 5
+
+
+async def test_concurrent_adds_keep_each_batch_whole(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "real.jsonl")
+    batches = [transitions(f"e{i}", 5) for i in range(20)]
+    async with anyio.create_task_group() as tg:
+        for batch in batches:
+            tg.start_soon(sink.add, batch)
+    stored = sink.read()
+    assert len(stored) == 100
+    for start in range(0, 100, 5):  # each episode's lines are contiguous and in order
+        chunk = stored[start : start + 5]
+        assert len({t.episode_id for t in chunk}) == 1
+        assert [t.step for t in chunk] == list(range(5))
+
+
+async def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path / "real.jsonl")
+    await sink.add(transitions("e1", 2))
+    with sink.path.open("a") as handle:
+        handle.write('{"id": "cut sho')  # a crash in the middle of a write
+    assert len(sink.read()) == 2
+
+
+async def test_memory_sink() -> None:
+    sink = MemorySink()
+    assert isinstance(sink, TransitionSink)
+    await sink.add(transitions("e1", 2))
+    await sink.add(transitions("e2", 1))
+    assert [t.episode_id for t in sink.transitions] == ["e1", "e1", "e2"]
