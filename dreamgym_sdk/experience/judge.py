@@ -23,7 +23,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ModelOutputError
-from dreamgym_sdk.experience.parsing import extract_json
+from dreamgym_sdk.experience.parsing import error_reason, extract_json
 from dreamgym_sdk.experience.prompts import clip_text
 from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, Provider
 from dreamgym_sdk.types import Task, Transition
@@ -256,7 +256,7 @@ class FidelityJudge:
             )
         assert last_error is not None
         raise ModelOutputError(
-            f"judge output unusable: {str(last_error).split(' (after ')[0]}",
+            f"judge output unusable: {error_reason(last_error)}",
             raw_text=last_error.raw_text,
             attempts=len(calls),
         )
@@ -296,9 +296,7 @@ class FidelityJudge:
                 try:
                     results[index] = await self.judge(transition, history=history, task=task)
                 except ModelOutputError as exc:
-                    results[index] = TransitionJudgement(
-                        transition_id=transition.id, error=str(exc).split(" (after ")[0]
-                    )
+                    results[index] = TransitionJudgement(transition_id=transition.id, error=error_reason(exc))
 
         try:
             async with anyio.create_task_group() as group:

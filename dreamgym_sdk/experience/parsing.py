@@ -37,6 +37,7 @@ __all__ = [
     "ExtractedJson",
     "ParsedOutput",
     "RewardMode",
+    "error_reason",
     "extract_json",
     "parse_experience_output",
     "validate_experience",
@@ -57,6 +58,14 @@ class ParsedOutput:
 
     output: ExperienceOutput
     repairs: tuple[str, ...] = ()
+
+
+def error_reason(error: ModelOutputError) -> str:
+    """The message of ``error`` without the attempt count and raw-text suffix that ``ModelOutputError`` adds
+    (what a retry shows the model)."""
+    message = str(error)
+    cut = message.rfind(" (after ")
+    return message[:cut] if cut > 0 else message
 
 
 def extract_json(

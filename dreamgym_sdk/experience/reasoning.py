@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ModelOutputError
 from dreamgym_sdk.experience.base import ExperienceRequest, Prediction
-from dreamgym_sdk.experience.parsing import RewardMode, extract_json, parse_experience_output
+from dreamgym_sdk.experience.parsing import RewardMode, error_reason, extract_json, parse_experience_output
 from dreamgym_sdk.experience.prompts import (
     DEFAULT_TEMPLATE,
     PromptTemplate,
@@ -169,7 +169,7 @@ class ReasoningExperienceModel:
                 _log.debug(
                     "unusable experience output",
                     attempt=attempt + 1,
-                    error=_reason(exc),
+                    error=error_reason(exc),
                     raw_text=response.text,
                     episode_id=request.episode_id,
                     step=request.step,
@@ -184,7 +184,7 @@ class ReasoningExperienceModel:
             return Prediction(parsed.output, provenance, info)
         assert last_error is not None
         raise ModelOutputError(
-            f"experience model output unusable: {_reason(last_error)}",
+            f"experience model output unusable: {error_reason(last_error)}",
             raw_text=last_error.raw_text,
             attempts=len(calls),
         )
@@ -193,7 +193,7 @@ class ReasoningExperienceModel:
         template = self.config.template
         return [
             ChatMessage(role="assistant", content=clip_text(raw_text, 4_000) or "(empty answer)"),
-            ChatMessage(role="user", content=template.retry_feedback.replace("{error}", _reason(error))),
+            ChatMessage(role="user", content=template.retry_feedback.replace("{error}", error_reason(error))),
         ]
 
     async def initial_state(self, task: Task) -> str:
@@ -250,17 +250,10 @@ class ReasoningExperienceModel:
                     messages = [*base, *self._feedback(response.text, exc)]
         assert last_error is not None
         raise ModelOutputError(
-            f"initial state output unusable: {_reason(last_error)}",
+            f"initial state output unusable: {error_reason(last_error)}",
             raw_text=last_error.raw_text,
             attempts=config.max_retries + 1,
         )
-
-
-def _reason(error: ModelOutputError) -> str:
-    """The error message without the attempt count and raw-text suffix added by ``ModelOutputError``."""
-    message = str(error)
-    cut = message.rfind(" (after ")
-    return message[:cut] if cut > 0 else message
 
 
 def _attempt_seed(seed: int | None, attempt: int) -> int | None:

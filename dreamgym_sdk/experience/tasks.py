@@ -16,7 +16,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ModelOutputError
-from dreamgym_sdk.experience.parsing import extract_json
+from dreamgym_sdk.experience.parsing import error_reason, extract_json
 from dreamgym_sdk.experience.prompts import clip_text
 from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, Provider
 from dreamgym_sdk.types import Task
@@ -228,7 +228,7 @@ class TaskVariationGenerator:
                 last_error = exc
         assert last_error is not None
         raise ModelOutputError(
-            f"no usable task variation: {last_error.args[0].split(' (after ')[0]}",
+            f"no usable task variation: {error_reason(last_error)}",
             raw_text=last_error.raw_text,
             attempts=attempts,
         )
