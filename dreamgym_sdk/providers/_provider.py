@@ -28,6 +28,9 @@ class BaseProvider(ABC):
     Usable as an async context manager; :meth:`aclose` is idempotent.
     """
 
+    _times_attempts: bool = False
+    """Set by a backend that enforces ``request_timeout`` itself (raising a retryable timeout)."""
+
     def __init__(self, model: str, config: ProviderConfig | None = None) -> None:
         self._model = model
         self.config = config or ProviderConfig()
@@ -66,7 +69,7 @@ class BaseProvider(ABC):
             lambda: self._attempt(request),
             policy=self.config.retry,
             limiter=self._limiter,
-            request_timeout=self.config.request_timeout,
+            request_timeout=None if self._times_attempts else self.config.request_timeout,
             deadline=self.config.deadline,
             model=self._model,
         )

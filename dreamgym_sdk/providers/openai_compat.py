@@ -132,6 +132,7 @@ class OpenAICompatProvider(BaseProvider):
         )
         self._url = self.api_base + "/chat/completions"
         self._session: aiohttp.ClientSession | None = None
+        self._times_attempts = self.options.client == "aiohttp"
         self._sdk: openai.AsyncOpenAI | None = None
 
     def __repr__(self) -> str:
@@ -161,7 +162,8 @@ class OpenAICompatProvider(BaseProvider):
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=None),  # deadlines are anyio cancel scopes
+                # aiohttp's own timer enforces request_timeout: cheaper than a cancel scope per call
+                timeout=aiohttp.ClientTimeout(total=self.config.request_timeout),
                 raise_for_status=False,
             )
         return self._session
@@ -181,8 +183,9 @@ class OpenAICompatProvider(BaseProvider):
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise _transient(ProviderConnectionError(f"{self.model}: cannot connect: {exc}"), exc) from exc
-        except aiohttp.ServerTimeoutError as exc:
-            raise _transient(ProviderTimeoutError(f"{self.model}: {exc}"), exc) from exc
+        except TimeoutError as exc:  # aiohttp's request_timeout (ServerTimeoutError is one too)
+            message = f"{self.model}: no answer within {self.config.request_timeout} s"
+            raise _transient(ProviderTimeoutError(message), exc) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise _transient(
                 ProviderConnectionError(f"{self.model}: connection failed: {exc!r}"), exc
