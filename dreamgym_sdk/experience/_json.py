@@ -58,6 +58,8 @@ _WORDS: dict[str, tuple[Any, bool]] = {
 }
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "'": "'"}
 _WHITESPACE = " \t\r\n\ufeff"
+_STRING_STOPS = {'"': re.compile(r'["\\]'), "'": re.compile(r"['\\]")}
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 class JsonSyntaxError(ValueError):
@@ -205,29 +207,26 @@ class _Reader:
         return match.group()
 
     def string(self) -> str:
-        text, n = self.text, len(self.text)
+        text = self.text
         quote = text[self.pos]
         if quote == "'":
             self.repairs.add("single_quotes")
+        stops = _STRING_STOPS[quote]
         self.pos += 1
         parts: list[str] = []
-        start = self.pos
         while True:
-            if self.pos >= n:
+            match = stops.search(text, self.pos)
+            if match is None:
                 raise _Incomplete("text ends inside a string")
-            char = text[self.pos]
-            if char == quote:
-                parts.append(text[start : self.pos])
+            chunk = text[self.pos : match.start()]
+            if _CONTROL.search(chunk):
+                self.repairs.add("control_characters")
+            parts.append(chunk)
+            self.pos = match.start()
+            if text[self.pos] == quote:
                 self.pos += 1
                 return "".join(parts)
-            if char == "\\":
-                parts.append(text[start : self.pos])
-                parts.append(self._escape())
-                start = self.pos
-                continue
-            if char < " ":
-                self.repairs.add("control_characters")
-            self.pos += 1
+            parts.append(self._escape())
 
     def _escape(self) -> str:
         text = self.text
