@@ -136,7 +136,8 @@ class ReasoningExperienceModel:
         """
         config = self.config
         hits = await self.retrieve(request)
-        messages = build_messages(request, hits, config)
+        base = build_messages(request, hits, config)
+        messages = base
         schema = experience_schema(use_reasoning=config.use_reasoning) if config.structured_output else None
         calls: list[ChatResponse] = []
         elapsed = 0.0
@@ -177,7 +178,7 @@ class ReasoningExperienceModel:
                 if response.finish_reason == "length":
                     max_tokens = min(max_tokens * 2, config.max_tokens * _MAX_TOKENS_GROWTH)
                 if config.retry_with_feedback:
-                    messages = [*build_messages(request, hits, config), *self._feedback(response.text, exc)]
+                    messages = [*base, *self._feedback(response.text, exc)]
                 continue
             provenance = _provenance(self.provider.model, self.prompt_version, hits, calls, elapsed)
             info: dict[str, object] = {"attempts": len(calls), "repairs": list(parsed.repairs)}
