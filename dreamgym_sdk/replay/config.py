@@ -58,6 +58,10 @@ class ReplayConfig(BaseModel):
     pending when a write starts become one table version."""
     max_write_rows: int = Field(default=50_000, ge=1)
     """A coalesced write stops growing at this many rows (one larger ``add`` is still written whole)."""
+    fsync: bool = False
+    """Local tables only: after every write, fsync the new files and their directories before ``add``
+    returns, so acknowledged writes also survive an OS crash or power loss (LanceDB's local writer does not
+    fsync; without this, acknowledged writes survive a process crash, not a machine crash)."""
 
     index_threshold: int = Field(default=20_000, ge=1)
     """Rows at which the ANN vector index is built automatically; below it search is exact (brute force)."""

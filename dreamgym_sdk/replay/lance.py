@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -175,22 +177,21 @@ class LanceDBReplayBuffer:
             await task_group.start(self._writer.run)
             await task_group.start(self._embedder_queue.run)
         except BaseException:
-            await self._exit_task_group(*_current_exc())
+            await self.aclose()
             raise
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._exit_task_group(exc_type, exc, tb)
+        await self.aclose()
 
     async def aclose(self) -> None:
-        """Finish pending writes, stop the writer and close the table; idempotent."""
-        await self._exit_task_group(None, None, None)
+        """Finish pending writes, stop the writer and close the table; idempotent.
 
-    async def _exit_task_group(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+        The worker tasks are stopped by closing their queues, not by cancelling them, so an exception
+        leaving the ``async with`` block propagates as it is (not wrapped in an exception group).
+        """
         if self._closed:
             return
         self._closed = True
@@ -199,7 +200,7 @@ class LanceDBReplayBuffer:
         task_group, self._task_group = self._task_group, None
         try:
             if task_group is not None:
-                await task_group.__aexit__(exc_type, exc, tb)
+                await task_group.__aexit__(None, None, None)
         finally:
             table, self._table = self._table, None
             db, self._db = self._db, None
@@ -224,13 +225,11 @@ class LanceDBReplayBuffer:
             storage_options=cfg.storage_options or None,
         )
         schema = transitions_schema(self.embedder.dim, self.embedder.name)
-        names = await db.table_names()
-        if cfg.table in names:
+        try:
             table = await db.open_table(cfg.table)
-            self._check_schema(await table.schema())
-        else:
+        except ValueError:  # not found (LanceDB reports it as ValueError): create it
             table = await db.create_table(cfg.table, schema=schema, exist_ok=True)
-            self._check_schema(await table.schema())
+        self._check_schema(await table.schema())
         self._table = table
         self._schema = await table.schema()
         await self._ensure_scalar_indexes()
@@ -338,10 +337,13 @@ class LanceDBReplayBuffer:
             data = transitions_to_arrow(
                 [transitions[i] for i in keep], np.stack([vectors[i] for i in keep]), self._schema
             )
+            started_ns = time.time_ns() - 2_000_000_000  # mtime slack: fsyncing a few older files is harmless
             try:
                 await table.add(data)
             except Exception as exc:
                 raise ReplayBufferError(f"writing {len(keep)} transition(s) failed: {exc}") from exc
+            if self.config.fsync and (root := self._local_table_dir()) is not None:
+                await anyio.to_thread.run_sync(_fsync_new_files, root, started_ns)
             self._rows += len(keep)
             self._rows_since_maintenance += len(keep)
             self._writes_since_maintenance += 1
@@ -356,6 +358,15 @@ class LanceDBReplayBuffer:
             result = await table.query().where(sql_in("id", chunk)).select(["id"]).to_arrow()
             found.update(result.column("id").to_pylist())
         return found
+
+    def _local_table_dir(self) -> Path | None:
+        uri = self.config.uri
+        if uri.startswith("file://"):
+            uri = uri.removeprefix("file://")
+        elif "://" in uri:
+            return None
+        path = Path(uri) / f"{self.config.table}.lance"
+        return path if path.is_dir() else None
 
     # -- embedding -----------------------------------------------------------------------------------
     async def _embed(self, texts: list[str]) -> NDArray[np.float32]:
@@ -665,7 +676,21 @@ class LanceDBReplayBuffer:
         return f"LanceDBReplayBuffer(uri={cfg.uri!r}, table={cfg.table!r}, embedder={self.embedder.name!r})"
 
 
-def _current_exc() -> tuple[type[BaseException] | None, BaseException | None, TracebackType | None]:
-    import sys
 
-    return sys.exc_info()
+def _fsync_new_files(root: Path, since_ns: int) -> None:
+    """fsync the files of a Lance table written since ``since_ns``, then their directories."""
+    for directory in (root / "data", root / "_versions", root / "_transactions", root):
+        if not directory.is_dir():
+            continue
+        for entry in os.scandir(directory):
+            if entry.is_file() and entry.stat().st_mtime_ns >= since_ns:
+                fd = os.open(entry.path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,248 @@
+"""The LanceDB replay buffer on a real table under ``tmp_path``: persistence, filters, coalescing,
+concurrency, validation, indexing and maintenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import numpy as np
+import pytest
+from conftest import LanceFactory
+from replay_helpers import transition
+
+from dreamgym_sdk.embeddings import CachedEmbedder, HashingEmbedder
+from dreamgym_sdk.errors import ConfigError, RecordValidationError, ReplayBufferError
+from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig, embedding_text
+from dreamgym_sdk.types import Provenance, Source, Transition
+
+
+async def test_every_field_survives_closing_and_reopening(tmp_path: Path, hashing: HashingEmbedder) -> None:
+    rich = transition(
+        1,
+        source=Source.SYNTHETIC,
+        environment="o'brien's \"house\"",
+        reasoning="Because — naturally — the door was unlocked.\nSecond line.",
+        terminated=True,
+        truncated=False,
+        success=True,
+        reward=0.125,
+        step=7,
+        provenance=Provenance(
+            model="openai/gpt-4o-mini",
+            prompt_version="reasoning-v2",
+            retrieved_ids=("a", "b'c", "d"),
+            prompt_tokens=1234,
+            completion_tokens=56,
+            latency_s=1.5,
+            cost_usd=0.00042,
+            cached=True,
+        ),
+    )
+    plain = transition(2)
+    async with LanceDBReplayBuffer(tmp_path / "db", embedder=hashing) as buffer:
+        await buffer.add([rich, plain])
+    async with LanceDBReplayBuffer(tmp_path / "db", embedder=hashing) as buffer:
+        assert await buffer.get([rich.id, plain.id]) == [rich, plain]
+        assert await buffer.count() == 2
+
+
+async def test_config_object_and_uris(tmp_path: Path, hashing: HashingEmbedder) -> None:
+    config = ReplayConfig(uri=f"file://{tmp_path / 'via-uri'}", table="custom")
+    async with LanceDBReplayBuffer(config, embedder=hashing) as buffer:
+        await buffer.add([transition(1)])
+    assert (tmp_path / "via-uri" / "custom.lance").is_dir()
+    async with LanceDBReplayBuffer("memory://", embedder=hashing, table="t") as buffer:  # any LanceDB URI
+        await buffer.add([transition(1)])
+        assert await buffer.count() == 1
+
+
+async def test_a_table_remembers_its_embedder(tmp_path: Path, hashing: HashingEmbedder) -> None:
+    async with LanceDBReplayBuffer(tmp_path, embedder=hashing) as buffer:
+        await buffer.add([transition(1)])
+    with pytest.raises(ConfigError, match="hashing-64"):
+        async with LanceDBReplayBuffer(tmp_path, embedder=HashingEmbedder(dim=64, bigrams=False)):
+            pass
+    with pytest.raises(ConfigError):
+        async with LanceDBReplayBuffer(tmp_path, embedder=HashingEmbedder(dim=32)):
+            pass
+
+
+async def test_concurrent_adds_are_coalesced_into_few_versions(make_lance: LanceFactory) -> None:
+    async with make_lance() as buffer:
+        before = await buffer.version()
+        async with anyio.create_task_group() as tg:
+            for i in range(200):
+                tg.start_soon(buffer.add, [transition(i)])
+        assert await buffer.count() == 200
+        assert await buffer.version() - before <= 10, "200 concurrent adds should make a handful of versions"
+
+
+async def test_200_concurrent_episodes_store_exactly_their_transitions(make_lance: LanceFactory) -> None:
+    steps = 5
+
+    async def episode(buffer: LanceDBReplayBuffer, e: int) -> None:
+        transitions = [
+            transition(e * 100 + s, episode=f"ep-{e}", step=s, source=Source.SYNTHETIC if e % 2 else Source.REAL)
+            for s in range(steps)
+        ]
+        for t in transitions:
+            await buffer.add([t])  # one write per step, as a sink would
+            await anyio.lowlevel.checkpoint()
+        await buffer.add(transitions)  # and the whole episode again at the end: no duplicates
+
+    async with make_lance() as buffer:
+        async with anyio.create_task_group() as tg:
+            for e in range(200):
+                tg.start_soon(episode, buffer, e)
+        assert await buffer.count() == 200 * steps
+        ids = [t.id async for batch in buffer.scan(batch_size=333) for t in batch]
+        assert len(ids) == len(set(ids)) == 200 * steps
+        assert set(ids) == {f"t{e * 100 + s:06d}" for e in range(200) for s in range(steps)}
+        assert await buffer.count(source=Source.REAL) == 100 * steps
+
+
+async def test_a_rejected_batch_leaves_the_table_untouched(make_lance: LanceFactory) -> None:
+    async with make_lance() as buffer:
+        stored = [transition(i) for i in range(5)]
+        await buffer.add(stored)
+        version = await buffer.version()
+        bad = transition(99).model_copy(update={"reward": float("inf")})
+        with pytest.raises(RecordValidationError) as info:
+            await buffer.add([transition(50), stored[0].model_copy(update={"reward": 5.0}), bad])
+        assert info.value.record == bad.id
+        assert info.value.field == "reward"
+        assert await buffer.version() == version
+        assert await buffer.count() == 5
+        assert await buffer.get([t.id for t in stored]) == stored
+
+
+async def test_add_with_vectors_validates_them(make_lance: LanceFactory) -> None:
+    async with make_lance() as buffer:
+        ts = [transition(i) for i in range(3)]
+        with pytest.raises(RecordValidationError, match="shape"):
+            await buffer.add_with_vectors(ts, np.ones((2, 64)))
+        nan = np.ones((3, 64))
+        nan[1, 5] = np.nan
+        with pytest.raises(RecordValidationError) as info:
+            await buffer.add_with_vectors(ts, nan)
+        assert (info.value.record, info.value.field) == (ts[1].id, "vector")
+        with pytest.raises(RecordValidationError, match="zeros"):
+            await buffer.add_with_vectors(ts, np.zeros((3, 64)))
+        assert await buffer.count() == 0
+        vectors = await buffer.embedder.embed([embedding_text(t.state, t.action) for t in ts])
+        await buffer.add_with_vectors(ts, vectors * 3.0)  # re-normalised
+        hits = await buffer.search(ts[2].state, ts[2].action, k=1)
+        assert hits[0].transition == ts[2]
+        assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_the_ann_index_is_built_past_the_threshold(make_lance: LanceFactory, tmp_path: Path) -> None:
+    uri = str(tmp_path / "indexed")
+    data = [transition(i, environment=("kitchen", "garden")[i % 2]) for i in range(600)]
+    async with make_lance(uri=uri, index_threshold=400, index_rows_per_partition=50) as buffer:
+        await buffer.add(data[:300])
+        assert not buffer.vector_indexed
+        for start in range(300, 600, 100):
+            await buffer.add(data[start : start + 100])
+    # Leaving the block waited for the background maintenance that crossing the threshold started.
+    async with make_lance(uri=uri) as buffer:
+        assert buffer.vector_indexed
+        indices = {tuple(i.columns): i.index_type for i in await buffer.table.list_indices()}
+        assert indices[("vector",)] == "IvfFlat"
+        assert {("id",), ("task_id",), ("source",), ("environment",), ("content_hash",)} <= set(indices)
+        for t in data[::60]:
+            hits = await buffer.search(t.state, t.action, k=4, environment=t.environment)
+            assert hits[0].transition.id == t.id
+            assert all(h.transition.environment == t.environment for h in hits)
+            exact = await buffer.search_vector(
+                (await buffer.embedder.embed([embedding_text(t.state, t.action)]))[0], k=4, exact=True,
+                environment=t.environment,
+            )  # fmt: skip
+            # 12 partitions, 20 probed: the index search is exact here (ties may come in any order).
+            assert [h.score for h in hits] == pytest.approx([h.score for h in exact], abs=1e-5)
+
+
+async def test_a_selective_filter_still_finds_k_hits_with_the_index(make_lance: LanceFactory) -> None:
+    async with make_lance(index_threshold=200, index_rows_per_partition=20, nprobes=1) as buffer:
+        await buffer.add([transition(i) for i in range(400)])
+        await buffer.add([transition(1000 + i, environment="rare") for i in range(4)])
+        await buffer.compact()  # waits for the background maintenance that built the index
+        assert buffer.vector_indexed
+        hits = await buffer.search("anything at all", "look", k=4, environment="rare")
+        assert sorted(h.transition.id for h in hits) == [f"t{1000 + i:06d}" for i in range(4)]
+
+
+@pytest.mark.filterwarnings("ignore:optimize.cleanup_older_than=0")
+async def test_compact_merges_files_and_prunes_old_versions(make_lance: LanceFactory) -> None:
+    async with make_lance(prune_older_than_s=0, write_window_s=0) as buffer:
+        for i in range(12):
+            await buffer.add([transition(i)])
+        report = await buffer.compact()
+        assert report.rows == 12
+        assert report.fragments_removed >= 12
+        assert report.versions_pruned > 0
+        assert len(await buffer.table.list_versions()) <= 2
+        assert len(await buffer.get([transition(i).id for i in range(12)])) == 12
+
+
+async def test_delete_accepts_sql_and_filters(make_lance: LanceFactory) -> None:
+    async with make_lance() as buffer:
+        await buffer.add([transition(i, source=Source.SYNTHETIC if i % 2 else Source.REAL) for i in range(10)])
+        assert await buffer.delete("reward > 0.5", source=Source.SYNTHETIC) == 5
+        assert await buffer.delete(ids=["t000000", "missing"]) == 1
+        with pytest.raises(ValueError, match="where='true'"):
+            await buffer.delete()
+        assert await buffer.delete("true") == 4
+        assert await buffer.count() == 0
+        await buffer.add([transition(3)])  # ids deleted earlier can be stored again
+        assert await buffer.count() == 1
+
+
+async def test_fsync_mode_writes(make_lance: LanceFactory) -> None:
+    async with make_lance(fsync=True) as buffer:
+        await buffer.add([transition(i) for i in range(3)])
+        assert await buffer.count() == 3
+
+
+async def test_the_buffer_refuses_use_outside_its_block(make_lance: LanceFactory) -> None:
+    buffer = make_lance()
+    with pytest.raises(ReplayBufferError, match="async with"):
+        await buffer.add([transition(1)])
+    async with buffer:
+        await buffer.add([transition(1)])
+    with pytest.raises(ReplayBufferError):
+        await buffer.add([transition(2)])
+    with pytest.raises(ReplayBufferError):
+        await buffer.count()
+    with pytest.raises(ReplayBufferError, match="once"):
+        async with buffer:
+            pass
+    await buffer.aclose()  # idempotent
+
+
+async def test_search_embeds_concurrent_queries_in_one_call(make_lance: LanceFactory) -> None:
+    class Counting(HashingEmbedder):
+        calls = 0
+
+        async def embed(self, texts: list[str]) -> np.ndarray:  # type: ignore[override]
+            Counting.calls += 1
+            return await super().embed(texts)
+
+    embedder = Counting(dim=64)
+    async with make_lance(embedder=embedder) as buffer:
+        await buffer.add([transition(i) for i in range(20)])
+        Counting.calls = 0
+        results: dict[int, Transition] = {}
+
+        async def one(i: int) -> None:
+            t = transition(i)
+            results[i] = (await buffer.search(t.state, t.action, k=1))[0].transition
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(one, i)
+        assert all(results[i].id == transition(i).id for i in range(20))
+        assert Counting.calls <= 3  # the (state, action) texts were cached by the adds anyway
+        assert isinstance(buffer.embedder, CachedEmbedder)
+        assert buffer.embedder.hits >= 20
