@@ -32,7 +32,8 @@ class GameStats(BaseModel):
 
     task_id: str
     name: str
-    """The game file's name when the task names one, else the start of the instruction."""
+    """The game file's name (without extension) when the task names one, else the start of the
+    instruction."""
     episodes: int
     transitions: int
     successes: int
@@ -81,7 +82,7 @@ class CollectionSummary(BaseModel):
 def _game_stats(episodes: list[Episode]) -> GameStats:
     task = episodes[0].task
     game_path = task.metadata.get("game_path")
-    name = PurePath(str(game_path)).name if game_path else task.instruction[:40]
+    name = PurePath(str(game_path)).stem if game_path else task.instruction[:40]
     n = len(episodes)
     successes = sum(e.success for e in episodes)
     return GameStats(
