@@ -33,7 +33,14 @@ from dreamgym_sdk.events import (
     event_from_json,
     event_to_json,
 )
-from dreamgym_sdk.experience import ExperienceModel, ExperienceOutput, ExperienceRequest, Prediction
+from dreamgym_sdk.experience import (
+    ExperienceModel,
+    ExperienceOutput,
+    ExperienceRequest,
+    Prediction,
+    ReasoningConfig,
+    ReasoningExperienceModel,
+)
 from dreamgym_sdk.logging import configure_logging
 from dreamgym_sdk.policies import Policy
 from dreamgym_sdk.rollout import RolloutRunner, group_by_task, run_episode
@@ -66,6 +73,8 @@ __all__ = [
     "Prediction",
     "Provenance",
     "ProviderError",
+    "ReasoningConfig",
+    "ReasoningExperienceModel",
     "RecordedEnv",
     "RecordingEnv",
     "ResetNeededError",

@@ -112,11 +112,13 @@ class ModelOutputError(ExperienceModelError):
     """Raised when model output stays malformed after repair and retries.
 
     Attributes:
+        reason: what was wrong with the output, without the raw text.
         raw_text: the last raw completion the model returned, unmodified.
         attempts: how many completions were tried.
     """
 
     def __init__(self, message: str, *, raw_text: str, attempts: int = 1) -> None:
+        self.reason = message
         self.raw_text = raw_text
         self.attempts = attempts
         super().__init__(f"{message} (after {attempts} attempt(s); raw text: {raw_text[:200]!r})")

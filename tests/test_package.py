@@ -33,6 +33,7 @@ PUBLIC = {
     "Episode", "EpisodeCompleted", "EpisodeFinishedError", "EpisodeStarted", "Event", "EventBus",
     "ExperienceModel", "ExperienceModelError", "ExperienceOutput", "ExperienceRequest", "MissingExtraError",
     "ModelOutputError", "Overflow", "Policy", "PolicyUpdated", "Prediction", "Provenance", "ProviderError",
+    "ReasoningConfig", "ReasoningExperienceModel",
     "RecordedEnv", "RecordingEnv", "ResetNeededError", "RolloutRunner", "Source", "StepResult",
     "SubscriberOverflowError", "Subscription", "SubscriptionStats", "Task", "TaskAccepted", "TaskProposed",
     "TaskRejected", "TrainerBackend", "Transition", "TransitionRecorded", "__version__", "attach_trainer",
@@ -49,9 +50,10 @@ def test_public_surface_is_pinned() -> None:
 
 def test_core_import_stays_light() -> None:
     heavy = ["torch", "transformers", "trl", "lancedb", "litellm", "ray", "vllm", "textworld", "pyarrow"]
-    code = (
-        f"import dreamgym_sdk, dreamgym_sdk.testing, sys; print([m for m in {heavy!r} if m in sys.modules])"
+    modules = (
+        "dreamgym_sdk, dreamgym_sdk.testing, dreamgym_sdk.cli, dreamgym_sdk.curriculum, dreamgym_sdk.replay"
     )
+    code = f"import {modules}, sys; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import typer
 
 from dreamgym_sdk._version import __version__
+from dreamgym_sdk.cli.collect import app as collect_app
+from dreamgym_sdk.cli.judge import app as judge_app
 
 __all__ = ["app"]
 
@@ -32,3 +34,7 @@ def main(
     ),
 ) -> None:
     """Train LLM agents with reinforcement learning on synthetic experience (DreamGym)."""
+
+
+app.add_typer(collect_app, name="collect")
+app.add_typer(judge_app, name="judge")

@@ -63,9 +63,7 @@ class ParsedOutput:
 def error_reason(error: ModelOutputError) -> str:
     """The message of ``error`` without the attempt count and raw-text suffix that ``ModelOutputError`` adds
     (what a retry shows the model)."""
-    message = str(error)
-    cut = message.rfind(" (after ")
-    return message[:cut] if cut > 0 else message
+    return error.reason
 
 
 def extract_json(
