@@ -153,7 +153,9 @@ async def bench_hf(max_tokens: int, rounds: int) -> dict[str, Any]:
             for i in range(16)
         ]
         await provider.complete(requests[0])  # load the model
-        sequential, batched = [], []
+        sequential: list[float] = []
+        batched: list[float] = []
+        batches = 0
         for _ in range(rounds):
             start = time.perf_counter()
             for r in requests:
@@ -177,7 +179,7 @@ async def bench_hf(max_tokens: int, rounds: int) -> dict[str, Any]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--skip-hf", action="store_true", help="HTTP paths only")
     args = parser.parse_args()
