@@ -74,7 +74,7 @@ class ReplayConfig(BaseModel):
     reindex_growth: float = Field(default=4.0, gt=1)
     """Retrain the vector index when the table has grown this many times since it was built."""
 
-    optimize_every_writes: int = Field(default=200, ge=1)
+    optimize_every_writes: int = Field(default=50, ge=1)
     """Run maintenance (compact files, index new rows, prune old versions) after this many writes..."""
     optimize_every_rows: int = Field(default=100_000, ge=1)
     """...or after this many new rows, whichever comes first."""

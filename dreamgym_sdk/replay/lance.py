@@ -157,6 +157,10 @@ class LanceDBReplayBuffer:
         self._writes_since_maintenance = 0
         self._rows_since_maintenance = 0
         self._vector_indexed_rows: int | None = None  # rows when the vector index was (re)built
+        # Ids this process wrote that the id index may not cover yet. While ``_full_id_check`` is off, the
+        # dedup check asks the index only (fast_search: no scan of unindexed files) plus this set.
+        self._unindexed_ids: set[str] = set()
+        self._full_id_check = True
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -234,6 +238,8 @@ class LanceDBReplayBuffer:
         self._schema = await table.schema()
         await self._ensure_scalar_indexes()
         self._rows = await table.count_rows()
+        id_index = await table.index_stats("id_idx")
+        self._full_id_check = id_index is None or id_index.num_unindexed_rows > 0
         for index in await table.list_indices():
             if VECTOR in index.columns:
                 stats = await table.index_stats(index.name)
@@ -344,6 +350,7 @@ class LanceDBReplayBuffer:
                 raise ReplayBufferError(f"writing {len(keep)} transition(s) failed: {exc}") from exc
             if self.config.fsync and (root := self._local_table_dir()) is not None:
                 await anyio.to_thread.run_sync(_fsync_new_files, root, started_ns)
+            self._unindexed_ids.update(transitions[i].id for i in keep)
             self._rows += len(keep)
             self._rows_since_maintenance += len(keep)
             self._writes_since_maintenance += 1
@@ -351,11 +358,14 @@ class LanceDBReplayBuffer:
         return [None] * len(jobs)
 
     async def _existing_ids(self, ids: Sequence[str]) -> set[str]:
+        """The ids already stored: a lookup in the id index plus the ids written since it was updated."""
         table = self._live_table()
-        found: set[str] = set()
+        fast = not self._full_id_check
+        found: set[str] = {i for i in ids if i in self._unindexed_ids} if fast else set()
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = ids[start : start + _IN_CHUNK]
-            result = await table.query().where(sql_in("id", chunk)).select(["id"]).to_arrow()
+            query = table.query().where(sql_in("id", chunk)).select(["id"])
+            result = await (query.fast_search() if fast else query).to_arrow()
             found.update(result.column("id").to_pylist())
         return found
 
@@ -595,6 +605,8 @@ class LanceDBReplayBuffer:
                 raise ReplayBufferError(f"delete({predicate!r}) failed: {exc}") from exc
         deleted = int(result.num_deleted_rows)
         self._rows = max(0, self._rows - deleted)
+        if deleted:
+            self._full_id_check = True  # deleted ids may still be in _unindexed_ids: scan until maintenance
         return deleted
 
     async def compact(self) -> MaintenanceReport:
@@ -626,6 +638,7 @@ class LanceDBReplayBuffer:
         async with self._maintenance_lock:
             self._writes_since_maintenance = 0
             self._rows_since_maintenance = 0
+            written_before = set(self._unindexed_ids)
             rows = await table.count_rows()
             action = None
             if rows >= self.config.index_threshold and (
@@ -635,6 +648,10 @@ class LanceDBReplayBuffer:
                 action = "built" if self._vector_indexed_rows is None else "rebuilt"
                 await self._build_vector_index(rows)
             stats = await table.optimize(cleanup_older_than=timedelta(seconds=self.config.prune_older_than_s))
+            # Every row committed before optimize() started is in the id index now; deletes wait for this
+            # lock, so no delete happened meanwhile.
+            self._unindexed_ids -= written_before
+            self._full_id_check = False
         report = MaintenanceReport(
             rows=rows,
             vector_index=action,

@@ -83,7 +83,9 @@ async def test_200_concurrent_episodes_store_exactly_their_transitions(make_lanc
 
     async def episode(buffer: LanceDBReplayBuffer, e: int) -> None:
         transitions = [
-            transition(e * 100 + s, episode=f"ep-{e}", step=s, source=Source.SYNTHETIC if e % 2 else Source.REAL)
+            transition(
+                e * 100 + s, episode=f"ep-{e}", step=s, source=Source.SYNTHETIC if e % 2 else Source.REAL
+            )
             for s in range(steps)
         ]
         for t in transitions:
@@ -188,7 +190,9 @@ async def test_compact_merges_files_and_prunes_old_versions(make_lance: LanceFac
 
 async def test_delete_accepts_sql_and_filters(make_lance: LanceFactory) -> None:
     async with make_lance() as buffer:
-        await buffer.add([transition(i, source=Source.SYNTHETIC if i % 2 else Source.REAL) for i in range(10)])
+        await buffer.add(
+            [transition(i, source=Source.SYNTHETIC if i % 2 else Source.REAL) for i in range(10)]
+        )
         assert await buffer.delete("reward > 0.5", source=Source.SYNTHETIC) == 5
         assert await buffer.delete(ids=["t000000", "missing"]) == 1
         with pytest.raises(ValueError, match="where='true'"):
@@ -246,3 +250,25 @@ async def test_search_embeds_concurrent_queries_in_one_call(make_lance: LanceFac
         assert Counting.calls <= 3  # the (state, action) texts were cached by the adds anyway
         assert isinstance(buffer.embedder, CachedEmbedder)
         assert buffer.embedder.hits >= 20
+
+
+async def test_re_adding_stays_idempotent_across_reopen_and_maintenance(
+    make_lance: LanceFactory, tmp_path: Path
+) -> None:
+    uri = str(tmp_path / "dedup")
+    data = [transition(i) for i in range(30)]
+    async with make_lance(uri=uri, optimize_every_writes=1000) as buffer:
+        for t in data[:20]:
+            await buffer.add([t])  # 20 small unindexed files
+    async with make_lance(uri=uri, optimize_every_writes=3) as buffer:
+        await buffer.add(data)  # 20 already stored (not yet in the id index), 10 new
+        for t in data:
+            await buffer.add([t])  # maintenance runs in between
+        await buffer.compact()
+        await buffer.add(data)
+        assert await buffer.count() == 30
+        assert await buffer.delete(ids=[t.id for t in data[:5]]) == 5
+        await buffer.add(data)  # deleted ids come back, once
+        assert await buffer.count() == 30
+        ids = [t.id async for batch in buffer.scan() for t in batch]
+        assert sorted(ids) == sorted(t.id for t in data)
