@@ -15,15 +15,23 @@ from dreamgym_sdk.testing.doubles import (
     ScriptedProvider,
     ScriptExhaustedError,
 )
+from dreamgym_sdk.testing.openai_server import Fault, OpenAIServer, RecordedRequest, serve_in_subprocess
+from dreamgym_sdk.testing.tiny_models import build_tiny_model, build_tiny_tokenizer
 
 __all__ = [
+    "Fault",
     "FunctionExperienceModel",
     "FunctionPolicy",
     "FunctionProvider",
+    "OpenAIServer",
+    "RecordedRequest",
     "RecordingTrainer",
     "ScriptExhaustedError",
     "ScriptedExperienceModel",
     "ScriptedPolicy",
     "ScriptedProvider",
+    "build_tiny_model",
+    "build_tiny_tokenizer",
     "check_env",
+    "serve_in_subprocess",
 ]
