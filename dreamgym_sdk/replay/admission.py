@@ -81,13 +81,13 @@ class AdmissionReport:
 
 def _spread(transitions: Sequence[Transition], limit: int) -> list[Transition]:
     """``limit`` transitions: the last one plus evenly spaced earlier ones, in order."""
-    if len(transitions) <= limit:
+    n = len(transitions)
+    if n <= limit:
         return list(transitions)
     if limit == 1:
         return [transitions[-1]]
-    earlier = len(transitions) - 1
-    picks = {round(i * (earlier - 1) / (limit - 2)) for i in range(limit - 1)} if limit > 2 else {0}
-    return [transitions[i] for i in sorted(picks)] + [transitions[-1]]
+    picks = sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})  # spacing >= 1: all distinct
+    return [transitions[i] for i in picks]
 
 
 class EpisodeAdmitter:

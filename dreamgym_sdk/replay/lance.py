@@ -693,7 +693,6 @@ class LanceDBReplayBuffer:
         return f"LanceDBReplayBuffer(uri={cfg.uri!r}, table={cfg.table!r}, embedder={self.embedder.name!r})"
 
 
-
 def _fsync_new_files(root: Path, since_ns: int) -> None:
     """fsync the files of a Lance table written since ``since_ns``, then their directories."""
     for directory in (root / "data", root / "_versions", root / "_transactions", root):
