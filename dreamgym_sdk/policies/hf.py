@@ -1,0 +1,582 @@
+"""A local Hugging Face causal-LM policy that records exactly what it sampled, for RL backends to train on.
+
+**Prompts.** With ``prompt_style="transcript"`` (the default) an episode is one growing chat: the system
+prompt, a first user turn with the task and the initial observation, then for every step the model's own
+completion (as the assistant turn) and the next observation (as a user turn). Each prompt is built from the
+previous prompt's *token ids* plus the sampled completion plus the new turn's tokens, so every prompt of an
+episode extends the previous one token for token: the whole episode is one sequence that an RL backend can
+score in one forward pass, with the environment's tokens masked out (see
+:func:`~dreamgym_sdk.training.build_episode_sequence`). With ``prompt_style="window"`` every step gets a
+fresh prompt with the last ``history_window`` steps summarised (cheaper on long episodes; each step is
+then a sequence of its own). Admissible actions in ``info["admissible_commands"]`` are listed in the prompt.
+
+**Recorded samples.** Every action is recorded as a :class:`SampledAction` (prompt token ids, completion
+token ids and the log-probabilities of the completion tokens under the sampling distribution) in
+:attr:`HFPolicy.samples`, keyed by ``(episode_id, step)``: the episode id comes from ``info["episode_id"]``
+(every :class:`~dreamgym_sdk.DreamEnv` and :class:`~dreamgym_sdk.RecordingEnv` reports it) and the step is
+``len(history)``, which is the ``step`` of the transition the action becomes. A backend pops an episode's
+samples when it observes the episode (``policy.samples.pop_episode(episode.id)``). The :class:`Policy`
+protocol is unchanged: ``act`` still returns only the action text.
+
+**Batching.** Concurrent ``act`` calls are coalesced: one waiting caller takes every queued request, runs
+one left-padded ``model.generate`` call for all of them in a worker thread (``anyio.to_thread.run_sync``),
+then wakes the others. No background task: nothing outlives the calls. :attr:`HFPolicy.stats` counts the
+batches and their sizes.
+
+**Sampling.** Tokens are drawn by the policy's own seeded ``torch.Generator`` from
+``softmax(logits / temperature)`` (no top-k/top-p: the recorded log-probabilities are exactly those of the
+distribution a trainer computes at the same temperature). ``temperature=0`` is greedy. With
+``constrain_to_admissible``, decoding is restricted to the token paths of the admissible actions (a prefix
+trie), so the reply is always one of them; the recorded log-probabilities are still those of the model's
+unconstrained distribution at the chosen tokens, which is what a trainer raises or lowers. Without it, the
+reply is parsed (first line, ``Action:`` prefixes dropped) and, with ``snap_to_admissible``, mapped to the
+closest admissible action; the transcript keeps what the model actually wrote.
+
+**Training in place.** A trainer updates :attr:`HFPolicy.model` in place. Generation holds
+:attr:`HFPolicy.weights_lock` (a ``threading.Lock``) for each batch; trainers hold it while they write the
+weights (the optimizer step), so a batch never sees half-updated weights. :attr:`HFPolicy.version` counts
+the weight writes (optimizer steps, loads); every sample records the version it was drawn with.
+
+Needs the ``hf`` extra (torch, transformers); nothing heavy is imported until a model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import anyio
+import anyio.lowlevel
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamgym_sdk._imports import require
+from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.policies.llm import parse_action
+from dreamgym_sdk.providers.hf import BatchStats
+from dreamgym_sdk.types import Task, Transition
+
+__all__ = ["HFPolicy", "HFPolicyConfig", "SampleLedger", "SampledAction"]
+
+SYSTEM_PROMPT = (
+    "You are an agent acting in a text environment. Each turn you see the current observation. "
+    "Reply with exactly one action on a single line and nothing else."
+)
+
+FALLBACK_CHAT_TEMPLATE = (
+    "{%- for message in messages %}{{ message['role'] + ': ' + message['content'] + eos_token + '\\n' }}"
+    "{%- endfor %}{%- if add_generation_prompt %}{{ 'assistant: ' }}{%- endif %}"
+)
+"""Used when the tokenizer has no chat template of its own."""
+
+
+class HFPolicyConfig(BaseModel):
+    """How :class:`HFPolicy` prompts and samples."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    system_prompt: str = SYSTEM_PROMPT
+    prompt_style: Literal["transcript", "window"] = "transcript"
+    """``transcript``: one growing chat per episode (an episode is one token sequence); ``window``: a fresh
+    prompt per step with the last ``history_window`` steps summarised."""
+    history_window: int = Field(default=8, ge=0)
+    """Steps shown in ``window`` prompts."""
+    max_prompt_tokens: int | None = Field(default=None, ge=1)
+    """In ``transcript`` style, a prompt longer than this starts over as a ``window`` prompt (the episode is
+    then no longer one sequence). ``None``: never."""
+    temperature: float = Field(default=1.0, ge=0.0)
+    """Sampling temperature; 0 is greedy. RL backends need the same temperature as the policy (> 0)."""
+    max_new_tokens: int = Field(default=16, ge=1)
+    """Most tokens per action (the end-of-turn token included)."""
+    seed: int | None = 0
+    """Seed of the policy's sampling generator (``None``: fresh entropy). With the same batches in the
+    same order, a run samples the same tokens."""
+    actions: tuple[str, ...] = ()
+    """The admissible actions when ``info`` lists none (e.g. a DreamEnv whose experience model reports
+    none): shown in the prompt, constrained to and snapped to like ``info["admissible_commands"]``."""
+    constrain_to_admissible: bool = False
+    """Restrict decoding to the admissible actions (when ``info`` lists them)."""
+    snap_to_admissible: bool = True
+    """Without the constraint, map a free reply to the closest admissible action."""
+    max_admissible_shown: int = Field(default=50, ge=1)
+    max_batch_size: int = Field(default=32, ge=1)
+    """Most ``act`` calls in one ``generate`` call."""
+    record_samples: bool = True
+    """Record token ids and log-probabilities of every action (turn off for pure evaluation)."""
+    max_recorded_episodes: int = Field(default=4096, ge=1)
+    """The ledger forgets the oldest episodes beyond this many (episodes no trainer consumes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampledAction:
+    """Exactly what the policy sampled for one action."""
+
+    prompt_ids: tuple[int, ...]
+    """The prompt the model was conditioned on."""
+    completion_ids: tuple[int, ...]
+    """The sampled tokens (ending with the end-of-turn token unless cut at ``max_new_tokens``)."""
+    logprobs: tuple[float, ...]
+    """Log-probability of each completion token under ``softmax(logits / temperature)``."""
+    text: str
+    """The decoded completion."""
+    action: str
+    """The action returned to the environment (parsed, possibly snapped to an admissible action)."""
+    temperature: float
+    version: int
+    """:attr:`HFPolicy.version` when the action was sampled (how many weight writes preceded it)."""
+    finished: bool
+    """Whether the completion ended with an end-of-turn token."""
+
+
+class SampleLedger:
+    """Recorded samples keyed by ``(episode_id, step)``; forgets the oldest episodes beyond a bound.
+
+    Only touched from the event loop (``act`` records after the worker thread returns; backends pop in
+    ``observe``), so it needs no lock.
+    """
+
+    def __init__(self, max_episodes: int = 4096) -> None:
+        self.max_episodes = max_episodes
+        self.evicted = 0
+        """Episodes forgotten because the ledger was full."""
+        self._episodes: OrderedDict[str, dict[int, SampledAction]] = OrderedDict()
+
+    def record(self, episode_id: str, step: int, sample: SampledAction) -> None:
+        """Store the sample of step ``step`` of ``episode_id``."""
+        steps = self._episodes.get(episode_id)
+        if steps is None:
+            steps = self._episodes[episode_id] = {}
+            while len(self._episodes) > self.max_episodes:
+                self._episodes.popitem(last=False)
+                self.evicted += 1
+        steps[step] = sample
+
+    def get(self, episode_id: str, step: int) -> SampledAction | None:
+        """The sample of one step, or ``None``."""
+        return self._episodes.get(episode_id, {}).get(step)
+
+    def pop_episode(self, episode_id: str) -> dict[int, SampledAction]:
+        """Remove and return every sample of an episode (empty if none was recorded)."""
+        return self._episodes.pop(episode_id, {})
+
+    def __len__(self) -> int:
+        return len(self._episodes)
+
+    def __contains__(self, episode_id: object) -> bool:
+        return episode_id in self._episodes
+
+
+@dataclass(eq=False)
+class _Job:
+    prompt_ids: list[int]
+    candidates: list[list[int]] | None
+    done: anyio.Event = field(default_factory=anyio.Event)
+    lead: bool = False
+    completion: list[int] | None = None
+    logprobs: list[float] | None = None
+    error: BaseException | None = None
+
+
+class HFPolicy:
+    """A local causal LM that chooses actions, records what it sampled and can be trained in place.
+
+    ```python
+    policy = HFPolicy.from_pretrained("path/to/model", HFPolicyConfig(temperature=1.0))
+    action = await policy.act(task, observation, history, info)
+    samples = policy.samples.pop_episode(info["episode_id"])
+    ```
+
+    Args:
+        model: a ``transformers`` causal LM (shared with the trainer, which updates it in place).
+        tokenizer: its tokenizer; a chat template is used when it has one.
+        config: prompting and sampling options.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, config: HFPolicyConfig | None = None) -> None:
+        torch = require("torch", extra="hf", feature="HFPolicy")
+        self.model: Any = model
+        self.tokenizer: Any = tokenizer
+        self.config = config or HFPolicyConfig()
+        self.samples = SampleLedger(self.config.max_recorded_episodes)
+        """Recorded samples, keyed by ``(episode_id, step)``."""
+        self.stats = BatchStats()
+        """Batching statistics: requests, ``generate`` calls and batch sizes."""
+        self.weights_lock = threading.Lock()
+        """Held by generation for each batch and by trainers while they write the weights."""
+        self.version = 0
+        """Weight writes so far: trainers increment it at every optimizer step, ``load_weights`` too."""
+        if getattr(tokenizer, "pad_token_id", None) is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if not getattr(tokenizer, "chat_template", None):
+            tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
+        self.eos_ids = _eos_ids(model, tokenizer)
+        seed = self.config.seed if self.config.seed is not None else int.from_bytes(os.urandom(8), "little")
+        self.generator: Any = torch.Generator(device=model.device).manual_seed(seed)
+        """The sampling generator (its state is part of a trainer checkpoint)."""
+        self._queue: deque[_Job] = deque()
+        self._busy = False
+        self._turn_prefix: list[int] | None = None
+        model.eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        config: HFPolicyConfig | None = None,
+        *,
+        device: str | None = None,
+        dtype: str = "float32",
+    ) -> HFPolicy:
+        """Load a model and tokenizer saved with ``save_pretrained`` (blocking; no network access needed for
+        a local path).
+
+        Args:
+            path: a local directory (or a hub id already in the local cache).
+            config: prompting and sampling options.
+            device: where to put the model (``"cpu"``, ``"cuda:0"``); default CPU.
+            dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"``.
+        """
+        torch = require("torch", extra="hf", feature="HFPolicy")
+        transformers = require("transformers", extra="hf", feature="HFPolicy")
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+        torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
+        if device is not None:
+            model = model.to(device)
+        return cls(model, tokenizer, config)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load weights into the model in place (blocking).
+
+        ``path`` is a ``.safetensors`` file, a trainer checkpoint directory (its ``weights.safetensors``) or a
+        ``save_pretrained`` directory (its ``model.safetensors``). Increments :attr:`version`.
+        """
+        safetensors_torch = require("safetensors.torch", extra="hf", feature="HFPolicy.load_weights")
+        file = Path(path)
+        if file.is_dir():
+            file = next(
+                (file / n for n in ("weights.safetensors", "model.safetensors") if (file / n).exists()), file
+            )
+        if not file.is_file():
+            raise FileNotFoundError(f"no weights file at {path}")
+        with self.weights_lock:
+            missing, unexpected = safetensors_torch.load_model(self.model, str(file), strict=False)
+        tied = {k for k in cast(list[str], missing) if k.endswith("lm_head.weight")}
+        if set(cast(list[str], missing)) - tied or unexpected:
+            raise ConfigError(
+                f"weights at {file} do not match the model: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}"
+            )
+        self.version += 1
+
+    # -- prompts -------------------------------------------------------------------------------------
+
+    def prompt_ids(
+        self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
+    ) -> list[int]:
+        """The prompt token ids for one decision (what ``act`` conditions the model on)."""
+        cfg = self.config
+        if cfg.prompt_style == "transcript":
+            ids = self._transcript_ids(task, observation, history, info)
+            if cfg.max_prompt_tokens is None or len(ids) <= cfg.max_prompt_tokens:
+                return ids
+        return self._render(self.window_messages(task, observation, history, info))
+
+    def first_turn(self, task: Task, observation: str, info: Mapping[str, Any]) -> str:
+        """The first user message of a transcript: the task, the observation, the admissible actions."""
+        return f"Task: {task.instruction}\n\nObservation:\n{observation}{self._admissible_text(info)}"
+
+    def next_turn(self, observation: str, info: Mapping[str, Any]) -> str:
+        """A later user message of a transcript: the new observation and the admissible actions."""
+        return f"Observation:\n{observation}{self._admissible_text(info)}"
+
+    def window_messages(
+        self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        """The chat messages of a ``window`` prompt."""
+        window = self.config.history_window
+        shown = history[-window:] if window else ()
+        lines = [f"Task: {task.instruction}"]
+        if len(history) > len(shown):
+            lines.append(f"({len(history) - len(shown)} earlier step(s) omitted)")
+        lines += [f"Step {t.step}: action: {t.action} -> {t.next_state}" for t in shown]
+        lines.append(f"Current state:\n{observation}{self._admissible_text(info)}")
+        lines.append("Your action:")
+        return [
+            {"role": "system", "content": self.config.system_prompt},
+            {"role": "user", "content": "\n".join(lines)},
+        ]
+
+    def admissible(self, info: Mapping[str, Any]) -> list[str]:
+        """The admissible actions: ``info["admissible_commands"]`` (or ``admissible_actions``), else the
+        configured ``actions``."""
+        return _admissible(info) or list(self.config.actions)
+
+    def _admissible_text(self, info: Mapping[str, Any]) -> str:
+        admissible = self.admissible(info)[: self.config.max_admissible_shown]
+        return "\n\nAdmissible actions: " + "; ".join(admissible) if admissible else ""
+
+    def _transcript_ids(
+        self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
+    ) -> list[int]:
+        episode_id = info.get("episode_id")
+        previous = self.samples.get(str(episode_id), len(history) - 1) if history and episode_id else None
+        if previous is not None:  # extend the previous prompt token for token
+            ids = [*previous.prompt_ids, *previous.completion_ids]
+            if not previous.finished:
+                ids.append(self.eos_ids[0])
+            return ids + self._turn_suffix_ids(self.next_turn(observation, info))
+        # no recorded previous step: render the transcript from text
+        messages = [{"role": "system", "content": self.config.system_prompt}]
+        first_obs = history[0].state if history else observation
+        messages.append(
+            {"role": "user", "content": self.first_turn(task, first_obs, info if not history else {})}
+        )
+        for i, t in enumerate(history):
+            messages.append({"role": "assistant", "content": t.action})
+            last = i == len(history) - 1
+            messages.append({"role": "user", "content": self.next_turn(t.next_state, info if last else {})})
+        return self._render(messages)
+
+    def _render(self, messages: list[dict[str, str]]) -> list[int]:
+        ids: Any = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        return [int(i) for i in ids]
+
+    def _turn_suffix_ids(self, content: str) -> list[int]:
+        """Tokens between the end of an assistant turn and the next generation: the new user turn."""
+        base = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+        if self._turn_prefix is None:
+            prefix: Any = self.tokenizer.apply_chat_template(
+                base, add_generation_prompt=False, tokenize=True, return_dict=False
+            )
+            ids = [int(i) for i in prefix]
+            ends = [i for i, t in enumerate(ids) if t in self.eos_ids]
+            self._turn_prefix = ids[: ends[-1] + 1] if ends else ids
+        full = self._render([*base, {"role": "user", "content": content}])
+        if full[: len(self._turn_prefix)] != self._turn_prefix:
+            raise ConfigError(
+                "the chat template does not render an assistant turn ending with the end-of-turn token; "
+                "use prompt_style='window' with this tokenizer"
+            )
+        return full[len(self._turn_prefix) :]
+
+    # -- acting --------------------------------------------------------------------------------------
+
+    async def act(
+        self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
+    ) -> str:
+        """Sample the next action (batched with concurrent calls) and record what was sampled."""
+        admissible = self.admissible(info)
+        prompt = self.prompt_ids(task, observation, history, info)
+        candidates = None
+        if self.config.constrain_to_admissible and admissible:
+            candidates = [[*self._encode(a), self.eos_ids[0]] for a in admissible]
+        job = await self._submit(_Job(prompt, candidates))
+        assert job.completion is not None and job.logprobs is not None
+        completion = job.completion
+        finished = bool(completion) and completion[-1] in self.eos_ids
+        body = completion[:-1] if finished else completion
+        text = str(self.tokenizer.decode(body, skip_special_tokens=True))
+        if candidates is not None:
+            action = admissible[candidates.index(completion)] if completion in candidates else text.strip()
+        else:
+            action = parse_action(text, admissible if self.config.snap_to_admissible else ())
+        episode_id = info.get("episode_id")
+        if self.config.record_samples and episode_id:
+            sample = SampledAction(
+                prompt_ids=tuple(prompt),
+                completion_ids=tuple(completion),
+                logprobs=tuple(job.logprobs),
+                text=text,
+                action=action,
+                temperature=self.config.temperature,
+                version=self.version,
+                finished=finished,
+            )
+            self.samples.record(str(episode_id), len(history), sample)
+        return action
+
+    def _encode(self, text: str) -> list[int]:
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    async def _submit(self, job: _Job) -> _Job:
+        self._queue.append(job)
+        if not self._busy:
+            self._busy = True
+            job.lead = True
+        else:
+            try:
+                await job.done.wait()
+            except BaseException:
+                self._abandon(job)
+                raise
+        if job.lead and job.completion is None and job.error is None:
+            await self._run_batch(job)
+        if job.error is not None:
+            raise job.error
+        return job
+
+    def _abandon(self, job: _Job) -> None:
+        if job in self._queue:
+            self._queue.remove(job)
+        if job.lead and job.completion is None and job.error is None:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._queue:
+            nxt = self._queue[0]
+            nxt.lead = True
+            nxt.done.set()
+        else:
+            self._busy = False
+
+    async def _run_batch(self, leader: _Job) -> None:
+        try:
+            await anyio.lowlevel.checkpoint()  # let callers that are ready now join this batch
+        except BaseException:
+            self._abandon(leader)
+            raise
+        size = min(self.config.max_batch_size, len(self._queue))
+        jobs = [self._queue.popleft() for _ in range(size)]
+        try:
+            # Not abandoned on cancel: the thread answers every job, so the other callers get their actions.
+            await anyio.to_thread.run_sync(self._generate_batch, jobs)
+        finally:
+            for job in jobs:
+                if job.completion is None and job.error is None:
+                    job.error = RuntimeError("HFPolicy: generation was interrupted")
+                job.done.set()
+            self._hand_over()
+
+    # -- blocking work, in a worker thread -----------------------------------------------------------
+
+    def _generate_batch(self, jobs: list[_Job]) -> None:
+        try:
+            with self.weights_lock:
+                self._generate(jobs)
+        except Exception as exc:  # one failure answers the whole batch
+            for job in jobs:
+                job.error = exc
+            return
+        self.stats.requests += len(jobs)
+        self.stats.batches += 1
+        self.stats.sizes[len(jobs)] += 1
+
+    def _generate(self, jobs: list[_Job]) -> None:
+        torch = require("torch", extra="hf", feature="HFPolicy")
+        transformers = require("transformers", extra="hf", feature="HFPolicy")
+        model, pad = self.model, int(self.tokenizer.pad_token_id)
+        width = max(len(job.prompt_ids) for job in jobs)
+        rows = [[pad] * (width - len(job.prompt_ids)) + job.prompt_ids for job in jobs]
+        mask = [[0] * (width - len(job.prompt_ids)) + [1] * len(job.prompt_ids) for job in jobs]
+        limits = [
+            max(len(c) for c in job.candidates) if job.candidates else self.config.max_new_tokens
+            for job in jobs
+        ]
+        sampler = _Sampler(
+            torch, self.config.temperature, self.generator, [j.candidates for j in jobs], width
+        )
+        generation_config = transformers.GenerationConfig(
+            do_sample=False, max_new_tokens=max(limits), pad_token_id=pad, eos_token_id=self.eos_ids
+        )
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=torch.tensor(rows, device=model.device),
+                attention_mask=torch.tensor(mask, device=model.device),
+                generation_config=generation_config,
+                logits_processor=transformers.LogitsProcessorList([sampler]),
+            )
+        logprobs = sampler.logprobs()
+        for i, job in enumerate(jobs):
+            new = [int(t) for t in out[i, width:].tolist()][: limits[i]]
+            cut = next((k for k, t in enumerate(new) if t in self.eos_ids), None)
+            completion = new if cut is None else new[: cut + 1]
+            job.logprobs = logprobs[i][: len(completion)]
+            job.completion = completion
+
+
+class _Sampler:
+    """Logits processor that samples each row's token with the policy's generator, records its
+    log-probability, and (for constrained rows) only allows tokens on an admissible action's path.
+
+    Returns scores that are 0 at the chosen token and -inf elsewhere, so greedy decoding keeps it.
+    """
+
+    def __init__(
+        self,
+        torch: Any,
+        temperature: float,
+        generator: Any,
+        candidates: list[list[list[int]] | None],
+        prompt_width: int,
+    ) -> None:
+        self.torch = torch
+        self.temperature = temperature
+        self.generator = generator
+        self.candidates = candidates
+        self.prompt_width = prompt_width
+        self._steps: list[Any] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        torch = self.torch
+        logits = scores.float()
+        logp = torch.log_softmax(logits / self.temperature if self.temperature > 0 else logits, dim=-1)
+        allowed = torch.zeros_like(logp, dtype=torch.bool)
+        constrained = False
+        for row, cands in enumerate(self.candidates):
+            if cands is None:
+                continue
+            constrained = True
+            done = [int(t) for t in input_ids[row, self.prompt_width :].tolist()]
+            nxt = {c[len(done)] for c in cands if len(c) > len(done) and c[: len(done)] == done}
+            if not nxt:  # finished (or off every path): keep emitting the end token
+                nxt = {cands[0][-1]}
+            allowed[row, list(nxt)] = True
+        choose_from = logp
+        if constrained:
+            free = torch.tensor([c is None for c in self.candidates], device=logp.device)
+            allowed |= free[:, None]
+            choose_from = logp.masked_fill(~allowed, -torch.inf)
+        if self.temperature > 0:
+            probs = torch.softmax(choose_from, dim=-1)
+            choice = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        else:
+            choice = choose_from.argmax(dim=-1)
+        self._steps.append(logp.gather(1, choice[:, None]).squeeze(1))
+        out = torch.full_like(scores, -torch.inf)
+        out.scatter_(1, choice[:, None], 0.0)
+        return out
+
+    def logprobs(self) -> list[list[float]]:
+        """Per row, the log-probability of every generated token."""
+        if not self._steps:
+            return [[] for _ in self.candidates]
+        table = self.torch.stack(self._steps, dim=1).tolist()
+        return [[float(x) for x in row] for row in table]
+
+
+def _admissible(info: Mapping[str, Any]) -> list[str]:
+    value: object = info.get("admissible_commands") or info.get("admissible_actions") or []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return []
+    return [str(a) for a in cast(Sequence[object], value)]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids: Any = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if ids is None:
+        ids = tokenizer.eos_token_id
+    values: list[Any] = list(ids) if isinstance(ids, list | tuple) else [ids]  # pyright: ignore[reportUnknownArgumentType]
+    eos = [int(i) for i in values if i is not None]
+    if tokenizer.eos_token_id is not None:  # the tokenizer's end token first: it closes unfinished turns
+        first = int(tokenizer.eos_token_id)
+        eos = [first, *(i for i in eos if i != first)]
+    if not eos:
+        raise ConfigError("the tokenizer has no end-of-sequence token")
+    return eos

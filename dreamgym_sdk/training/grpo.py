@@ -1,0 +1,335 @@
+"""GRPO with TRL: group-normalised advantages over the rollouts of a task, multi-turn episodes as one
+sequence each with the environment's tokens masked out of the loss.
+
+**Which TRL seam.** ``trl.GRPOTrainer`` normally drives its own rollouts: it draws prompts from a dataset,
+calls ``rollout_func(prompts, trainer)`` for token ids, scores them with ``reward_funcs``, normalises the
+rewards per group of ``num_generations`` and computes its clipped loss. In DreamGym the rollouts have
+already happened (the rollout runner drove the policy through the environment), so this backend makes
+``rollout_func`` *replay* them: each row handed to ``trainer.training_step`` names one observed episode,
+and ``rollout_func`` returns that episode's recorded ``prompt_ids``, ``completion_ids`` (every action and
+the environment's tokens in between), ``logprobs`` and ``env_mask`` (0 on environment tokens, which TRL
+multiplies into its loss mask) plus the episode's reward, which a one-line reward function hands back to
+TRL. Everything after that is TRL's own code: the group advantages (``scale_rewards``; a zero-variance
+group gets advantage 0), the reference-model KL (``beta``), the clipped surrogate (``epsilon``,
+``epsilon_high``, ``loss_type``, ``num_iterations``), the off-policy mask and every logged metric.
+
+**What is ours.** The outer loop: we call the public ``Trainer.training_step`` per optimizer step on rows
+of complete groups, then clip the gradients and step the optimizer ourselves (holding the policy's
+weights lock), and read TRL's metrics through ``Trainer.log``. We never call ``trainer.train()``: its loop
+owns a dataset sampler, a step budget and a scheduler fixed at the start, none of which fit a stream of
+episodes that arrive while training continues. Consequences, documented rather than hidden:
+
+- Every episode must be one token sequence (a transcript-style :class:`HFPolicy`); others are skipped and
+  counted under ``skipped/not_one_sequence``.
+- A group must have exactly ``group_size`` episodes (TRL groups rows in fixed blocks): larger groups are
+  split, smaller ones wait up to ``max_group_wait`` updates and are then dropped (``dropped_episodes``).
+- With ``num_iterations == 1`` TRL takes the old log-probs to be the current ones (ratio 1, TRL's
+  standard on-policy shortcut); the recorded sampling log-probs feed its off-policy mask. ``policy_lag``
+  reports how many weight writes happened between sampling and training.
+- TRL resets the global Python/NumPy/torch RNGs (``set_seed``) when the trainer is built (at the first
+  update or ``load``); the policy's own sampling generator is unaffected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dreamgym_sdk._imports import require
+from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.policies.hf import HFPolicy
+from dreamgym_sdk.training._backend import PolicyBackend, device_of, lora_config
+from dreamgym_sdk.training.config import GRPOBackendConfig
+from dreamgym_sdk.training.sequences import (
+    NotOneSequenceError,
+    TokenSequence,
+    build_episode_sequence,
+    group_advantages,
+)
+from dreamgym_sdk.types import Episode
+
+__all__ = ["GRPOBackend"]
+
+EpisodeReward = Callable[[Episode], float]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rollout:
+    episode_id: str
+    sequence: TokenSequence
+    reward: float
+    version: int
+
+
+@dataclass(slots=True)
+class _PendingGroup:
+    rollouts: list[_Rollout] = field(default_factory=list[_Rollout])
+    waited: int = 0
+
+
+class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
+    """Trains an :class:`HFPolicy` in place with TRL's GRPO on the episodes it observes.
+
+    ```python
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=4, learning_rate=1e-5))
+    attach_trainer(bus, backend)                 # observe every EpisodeCompleted
+    await runner.run(tasks, group_size=4)        # rollouts record their token ids in policy.samples
+    await bus.join()
+    metrics = await backend.update()             # one GRPO update, off the event loop
+    ```
+
+    Args:
+        policy: the policy that produced the episodes (its recorded samples are trained on).
+        config: GRPO settings.
+        reward: an episode's reward (default: its total reward).
+    """
+
+    kind = "grpo"
+
+    def __init__(
+        self,
+        policy: HFPolicy,
+        config: GRPOBackendConfig | None = None,
+        *,
+        reward: EpisodeReward | None = None,
+    ) -> None:
+        super().__init__(policy, config or GRPOBackendConfig())
+        self.reward: EpisodeReward = reward or (lambda episode: episode.total_reward)
+        self.device = device_of(policy, self.config)
+        if self.config.beta > 0 and self.config.lora is None and not _model_path(policy.model):
+            raise ConfigError(
+                "beta > 0 loads a reference model from the policy model's path; this model has none "
+                "(load it with HFPolicy.from_pretrained, or train LoRA adapters, or set beta=0)"
+            )
+        self.dropped_episodes = 0
+        """Episodes dropped with groups that stayed incomplete."""
+        self._groups: dict[str, _PendingGroup] = {}
+        self._rows: dict[str, _Rollout] = {}
+        self._trainer: Any = None
+        self._output_dir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def trainer(self) -> Any:
+        """The ``trl.GRPOTrainer`` (``None`` until the first update or ``load``)."""
+        return self._trainer
+
+    @property
+    def pending_episodes(self) -> int:
+        """Episodes observed and waiting for an update."""
+        return sum(len(g.rollouts) for g in self._groups.values())
+
+    async def observe(self, episode: Episode) -> None:
+        """Turn the episode's recorded samples into one sequence and add it to its task's group."""
+        samples = self.policy.samples.pop_episode(episode.id)
+        ordered = [samples.get(t.step) for t in episode.transitions]
+        present = [s for s in ordered if s is not None]
+        if not ordered or len(present) != len(ordered):
+            self.skipped["no_samples"] += 1
+            return
+        try:
+            sequence = build_episode_sequence(present)
+        except NotOneSequenceError:
+            self.skipped["not_one_sequence"] += 1
+            return
+        rollout = _Rollout(episode.id, sequence, float(self.reward(episode)), min(s.version for s in present))
+        self._groups.setdefault(episode.task.id, _PendingGroup()).rollouts.append(rollout)
+
+    def _take_batch(self) -> list[list[_Rollout]] | None:
+        n = self.config.group_size
+        groups: list[list[_Rollout]] = []
+        for task_id, pending in list(self._groups.items()):
+            while len(pending.rollouts) >= n:
+                groups.append(pending.rollouts[:n])
+                pending.rollouts = pending.rollouts[n:]
+            if not pending.rollouts:
+                del self._groups[task_id]
+                continue
+            pending.waited += 1
+            if pending.waited > self.config.max_group_wait:
+                self.dropped_episodes += len(pending.rollouts)
+                del self._groups[task_id]
+        return groups or None
+
+    # -- training, in a worker thread -----------------------------------------------------------------
+
+    def _train(self, batch: list[list[_Rollout]]) -> dict[str, float]:
+        cfg = self.config
+        rewards = [r.reward for group in batch for r in group]
+        advantages = [
+            group_advantages([r.reward for r in group], scale=cfg.scale_rewards == "group") for group in batch
+        ]
+        zero_std = [all(a == 0.0 for a in adv) for adv in advantages]
+        trained = [g for g, z in zip(batch, zero_std, strict=True) if not (z and cfg.skip_zero_std_groups)]
+        trained_adv = [
+            a
+            for adv, z in zip(advantages, zero_std, strict=True)
+            if not (z and cfg.skip_zero_std_groups)
+            for a in adv
+        ]
+        sequences = [r.sequence for group in trained for r in group]
+        metrics: dict[str, float] = {
+            "episodes": float(len(rewards)),
+            "groups": float(len(batch)),
+            "groups_zero_std": float(sum(zero_std)),
+            "groups_trained": float(len(trained)),
+            "mean_reward": statistics.fmean(rewards),
+            "reward_std": statistics.pstdev(rewards),
+            "advantage_mean": statistics.fmean(trained_adv) if trained_adv else 0.0,
+            "advantage_std": statistics.pstdev(trained_adv) if trained_adv else 0.0,
+            "advantage_min": min(trained_adv, default=0.0),
+            "advantage_max": max(trained_adv, default=0.0),
+            "policy_tokens": float(sum(s.policy_tokens for s in sequences)),
+            "env_tokens": float(sum(s.env_tokens for s in sequences)),
+            "policy_lag": statistics.fmean(self.policy.version - r.version for g in trained for r in g)
+            if trained
+            else 0.0,
+            "dropped_episodes": float(self.dropped_episodes),
+            "optimizer_steps": 0.0,
+        }
+        if not trained:
+            return metrics  # no group carries a learning signal: no step, weights unchanged
+        self._build()
+        trainer = self._trainer
+        per_step = cfg.groups_per_step or len(trained)
+        logs: list[dict[str, float]] = []
+        for start in range(0, len(trained), per_step):
+            chunk = trained[start : start + per_step]
+            self._rows = {r.episode_id: r for group in chunk for r in group}
+            rows = [{"prompt": r.episode_id} for group in chunk for r in group]
+            for _ in range(cfg.num_iterations):
+                loss = trainer.training_step(trainer.model, rows, None)
+                grad_norm = self._optimizer_step()
+                trainer.state.global_step += 1
+                trainer.log({"loss": float(loss.detach()), "grad_norm": grad_norm})
+                logs.append(_numeric(trainer.state.log_history[-1]))
+        self._rows = {}
+        metrics["optimizer_steps"] = float(len(logs))
+        keys = dict.fromkeys(key for log in logs for key in log)
+        trl_metrics = {key: statistics.fmean(log[key] for log in logs if key in log) for key in keys}
+        for key in ("loss", "grad_norm", "kl", "entropy", "clip_ratio/region_mean"):
+            if key in trl_metrics:
+                metrics[key] = trl_metrics[key]
+        metrics |= {f"trl/{key}": value for key, value in trl_metrics.items() if key not in ("step", "epoch")}
+        return metrics
+
+    def _rollout_func(self, prompts: Sequence[Any], trainer: Any) -> dict[str, list[Any]]:
+        """TRL's rollout seam, replaying recorded episodes: each prompt is an episode id."""
+        rollouts = [self._rows[str(p)] for p in prompts]
+        return {
+            "prompt_ids": [r.sequence.prompt_ids for r in rollouts],
+            "completion_ids": [r.sequence.completion_ids for r in rollouts],
+            "logprobs": [r.sequence.logprobs for r in rollouts],
+            "env_mask": [r.sequence.env_mask for r in rollouts],
+            "episode_reward": [r.reward for r in rollouts],
+        }
+
+    def _build(self) -> None:
+        if self._trainer is not None:
+            return
+        trl = require("trl", extra="train", feature="GRPOBackend")
+        datasets = require("datasets", extra="train", feature="GRPOBackend")
+        cfg, policy = self.config, self.policy
+        self._output_dir = tempfile.TemporaryDirectory(prefix="dreamgym-grpo-")
+        fields = {f.name for f in dataclasses.fields(trl.GRPOConfig)}
+        args: dict[str, Any] = {
+            "output_dir": self._output_dir.name,
+            "use_cpu": self.device == "cpu",
+            "bf16": False,
+            "fp16": False,
+            "report_to": "none",
+            "save_strategy": "no",
+            "seed": cfg.seed,
+            "learning_rate": cfg.learning_rate,
+            "weight_decay": cfg.weight_decay,
+            "max_grad_norm": cfg.max_grad_norm or 0.0,
+            "lr_scheduler_type": "constant",
+            "num_generations": cfg.group_size,
+            "per_device_train_batch_size": cfg.forward_batch_size or cfg.group_size,
+            "gradient_accumulation_steps": 1,
+            "steps_per_generation": 1,
+            "num_iterations": cfg.num_iterations,
+            "temperature": policy.config.temperature,
+            "beta": cfg.beta,
+            "epsilon": cfg.epsilon,
+            "epsilon_high": cfg.epsilon_high,
+            "loss_type": cfg.loss_type,
+            "scale_rewards": cfg.scale_rewards,
+            "off_policy_mask_threshold": cfg.off_policy_mask_threshold,
+            "mask_truncated_completions": False,
+            "max_completion_length": cfg.max_completion_length,
+            "shuffle_dataset": False,
+            "log_completions": False,
+            "disable_dropout": True,
+        }
+        # transformers 5 renamed gradient checkpointing; TRL turns it on by default
+        args[
+            "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+        ] = False
+        args |= cfg.trl_args
+        if "per_device_train_batch_size" not in cfg.trl_args:
+            # TRL requires the generation batch to hold whole groups
+            size = args["per_device_train_batch_size"]
+            args["per_device_train_batch_size"] = max(cfg.group_size, size - size % cfg.group_size)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*rollout_func.*experimental", category=UserWarning)
+            trainer = trl.GRPOTrainer(
+                model=policy.model,
+                reward_funcs=[episode_reward],
+                args=trl.GRPOConfig(**args),
+                train_dataset=datasets.Dataset.from_dict({"prompt": ["replayed"]}),
+                processing_class=policy.tokenizer,
+                rollout_func=self._rollout_func,
+                peft_config=lora_config(cfg.lora) if cfg.lora is not None else None,
+            )
+        transformers = require("transformers", extra="train", feature="GRPOBackend")
+        for callback in (transformers.PrinterCallback, transformers.ProgressCallback):
+            trainer.remove_callback(callback)  # metrics are returned, not printed
+        trainer.create_optimizer()
+        trainer.current_gradient_accumulation_steps = 1
+        self._trainer = trainer
+        self._optimizer = trainer.optimizer
+        self._load_pending_optimizer_state()
+
+    def _trained_module(self) -> Any:
+        return self._trainer.model if self._trainer is not None else self.policy.model
+
+    def _state_extra(self) -> dict[str, Any]:
+        step = self._trainer.state.global_step if self._trainer is not None else self._global_step
+        return {"global_step": int(step)}
+
+    def _load_extra(self, directory: Any, state: dict[str, Any]) -> None:
+        self._global_step = int(state.get("global_step", 0))
+        if self._trainer is not None:
+            self._trainer.state.global_step = self._global_step
+
+    _global_step: int = 0
+
+    def close(self) -> None:
+        """Remove the trainer's scratch directory (TRL requires one; nothing is written to it)."""
+        if self._output_dir is not None:
+            self._output_dir.cleanup()
+            self._output_dir = None
+
+
+def episode_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+    """TRL reward function: the reward the backend computed for each replayed episode."""
+    return [float(r) for r in kwargs["episode_reward"]]
+
+
+def _numeric(log: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in log.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            out[key] = float(value)
+    return out
+
+
+def _model_path(model: Any) -> str:
+    config: Any = getattr(model, "config", None)
+    return str(getattr(config, "_name_or_path", "") or "")
