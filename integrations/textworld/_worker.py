@@ -4,7 +4,9 @@ TextWorld iterates over sets of strings while it generates a game, so its output
 string hash seed: only processes started with a fixed ``PYTHONHASHSEED`` make byte-identical games per
 seed. The parent starts ``python -m dreamgym_sdk.integrations.textworld._worker`` with that variable set
 and writes one JSON job on stdin: ``{"spec": {...}, "out_dir": "...", "seeds": [...]}``. The worker
-prints one JSON line per game: ``{"seed": 1, "ok": true}`` or ``{"seed": 1, "ok": false, "error": "..."}``.
+prints one line per game, ``PREFIX`` followed by ``{"seed": 1, "ok": true}`` or
+``{"seed": 1, "ok": false, "error": "..."}``; any other output (TextWorld's, the Inform 7 compiler's) goes
+to stderr or is ignored.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .games import (
     dreamgym_metadata,
 )
 
+PREFIX = "@dreamgym-game "
 EXTENSIONS = (".ni", ".z8", ".json")  # the JSON sidecar is moved last: it marks a complete game
 HASH_SEED = "0"
 
@@ -80,14 +83,20 @@ def main() -> int:
     job = json.loads(sys.stdin.read())
     spec = _SpecHolder.model_validate({"spec": job["spec"]}).spec
     out_dir: str = job["out_dir"]
+    protocol, sys.stdout = sys.stdout, sys.stderr  # prints from the generator must not mix in
+
+    def report(message: dict[str, object]) -> None:
+        protocol.write(PREFIX + json.dumps(message) + "\n")
+        protocol.flush()
+
     for seed in job["seeds"]:
         try:
             if not is_complete(out_dir, spec.file_stem(seed)):
                 generate_one(spec, out_dir, seed)
         except ValueError as exc:
-            print(json.dumps({"seed": seed, "ok": False, "error": str(exc)}), flush=True)
+            report({"seed": seed, "ok": False, "error": str(exc)})
         else:
-            print(json.dumps({"seed": seed, "ok": True}), flush=True)
+            report({"seed": seed, "ok": True})
     return 0
 
 

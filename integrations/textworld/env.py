@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -144,6 +145,7 @@ class TextWorldEnv:
         if self._closed:
             raise EnvClosedError("this environment is closed")
         async with self._lock:
+            self._started = False  # until this reset completes (a cancelled reset leaves no episode)
             game = await self._resolve_game(task)
             await self._load(game.path)
             engine = self._engine
@@ -166,19 +168,21 @@ class TextWorldEnv:
 
         Raises:
             EnvClosedError: the env is closed.
-            ResetNeededError: no episode was started.
+            ResetNeededError: no episode was started, or the last ``reset`` was cancelled.
             EpisodeFinishedError: the episode already terminated or was truncated.
         """
-        if self._closed:
-            raise EnvClosedError("this environment is closed")
-        if not self._started:
-            raise ResetNeededError("call reset() before step()")
-        if self._done:
-            raise EpisodeFinishedError(
-                f"the episode ended after {self._steps} step(s); call reset() to start a new one"
-            )
         async with self._lock:
+            if self._closed:
+                raise EnvClosedError("this environment is closed")
+            if not self._started:
+                raise ResetNeededError("call reset() before step()")
+            if self._done:
+                raise EpisodeFinishedError(
+                    f"the episode ended after {self._steps} step(s); call reset() to start a new one"
+                )
             command = " ".join(action.split())  # one command: no newlines reach the interpreter
+            # The engine call is shielded from cancellation and nothing below awaits: a step either
+            # happens completely or not at all.
             state, score, done = await _run_engine(self._engine.step, command)
             self._steps += 1
             reward = float(score or 0) - self._score
@@ -232,6 +236,9 @@ class TextWorldEnv:
         if self._engine is not None and self._engine_path == path:
             return
         textworld = require("textworld", extra="textworld", feature="TextWorldEnv")
+        # Jericho cannot read scores from TextWorld's games and says so on every load; TextWorld's own
+        # wrappers track the score, so the warning is noise.
+        warnings.filterwarnings("ignore", message=r"Game '.*' is not fully supported", module="jericho")
         names = (*_BASE_INFOS, *(n for n in self.extra_infos if n not in _BASE_INFOS))
         request = textworld.EnvInfos(**dict.fromkeys(names, True), extras=["walkthrough"])
         old, self._engine, self._engine_path = self._engine, None, None

@@ -23,7 +23,7 @@ from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.logging import get_logger
 
-from ._worker import EXTENSIONS, HASH_SEED
+from ._worker import EXTENSIONS, HASH_SEED, PREFIX
 from .games import GameInfo, GameSpec
 
 __all__ = ["game_path", "generate_games"]
@@ -125,7 +125,10 @@ async def _run_worker(
                     line = await lines.receive_until(b"\n", 1 << 20)
                 except (anyio.EndOfStream, anyio.IncompleteRead):
                     break
-                message = json.loads(line)
+                text = line.decode(errors="replace")
+                if not text.startswith(PREFIX):
+                    continue  # stray output of the compiler
+                message = json.loads(text.removeprefix(PREFIX))
                 if message["ok"]:
                     _log.debug("game ready", seed=message["seed"])
                     await ready(int(message["seed"]))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 
 import anyio
 import pytest
@@ -16,6 +17,7 @@ from dreamgym_sdk.integrations.textworld import (
     TextWorldEnv,
     TextWorldStateMapper,
 )
+from dreamgym_sdk.integrations.textworld import env as env_module
 
 from dreamgym_sdk import EnvClosedError, EpisodeFinishedError, MissingExtraError, ResetNeededError, Task
 from dreamgym_sdk.testing import check_env
@@ -180,3 +182,29 @@ async def test_concurrent_envs_do_not_interfere(cooking_games: list[GameInfo]) -
         for index, game in enumerate([*cooking_games, *cooking_games]):
             tg.start_soon(play, index, game)
     assert results == {i: 3.0 for i in range(6)}
+
+
+async def test_a_cancelled_reset_needs_a_new_reset(cooking_games: list[GameInfo]) -> None:
+    async with TextWorldEnv(cooking_games[0]) as env:
+        await env.reset()
+        async with anyio.create_task_group() as tg:
+            with env_module._ENGINE_LOCK:  # hold the engine: the reset waits in its thread
+                tg.start_soon(partial(env.reset, task=cooking_games[1].to_task()))
+                await anyio.wait_all_tasks_blocked()
+                tg.cancel_scope.cancel()
+        with pytest.raises(ResetNeededError):  # neither the old episode nor the new one is playable
+            await env.step("look")
+        _, info = await env.reset()
+        assert info["task"].id == cooking_games[0].id and not (await env.step("look")).done
+
+
+async def test_a_cancelled_step_happens_whole_or_not_at_all(cooking_games: list[GameInfo]) -> None:
+    async with TextWorldEnv(cooking_games[0]) as env:
+        _, info = await env.reset()
+        async with anyio.create_task_group() as tg:
+            with env_module._ENGINE_LOCK:  # hold the engine: the step waits in its thread
+                tg.start_soon(env.step, info["policy_commands"][0])
+                await anyio.wait_all_tasks_blocked()
+                tg.cancel_scope.cancel()
+        result = await env.step("inventory")  # the cancelled step still happened, and was counted
+        assert result.info["moves"] == 2 and result.info["score"] == 1 and result.reward == 0
