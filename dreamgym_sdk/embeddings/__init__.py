@@ -6,7 +6,7 @@ Heavy dependencies (torch, transformers, litellm) load on first use; this packag
 """
 
 from dreamgym_sdk.embeddings.cache import CachedEmbedder
-from dreamgym_sdk.embeddings.factory import DEFAULT_EMBEDDER, make_embedder
+from dreamgym_sdk.embeddings.factory import DEFAULT_EMBEDDER, embedder_for_name, make_embedder
 from dreamgym_sdk.embeddings.hashing import HashingEmbedder
 from dreamgym_sdk.embeddings.litellm import LiteLLMEmbedder
 from dreamgym_sdk.embeddings.transformer import MINILM_NAME, TransformerEmbedder, packaged_minilm_path
@@ -20,6 +20,7 @@ __all__ = [
     "HashingEmbedder",
     "LiteLLMEmbedder",
     "TransformerEmbedder",
+    "embedder_for_name",
     "make_embedder",
     "packaged_minilm_path",
 ]

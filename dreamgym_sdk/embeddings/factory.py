@@ -7,7 +7,7 @@ from typing import Any
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.replay.base import Embedder
 
-__all__ = ["DEFAULT_EMBEDDER", "make_embedder"]
+__all__ = ["DEFAULT_EMBEDDER", "embedder_for_name", "make_embedder"]
 
 DEFAULT_EMBEDDER = "minilm"
 """The default embedder spec: all-MiniLM-L6-v2, packaged for offline use."""
@@ -52,3 +52,25 @@ def make_embedder(spec: str = DEFAULT_EMBEDDER, *, dim: int | None = None, **par
 
         return LiteLLMEmbedder(rest, dim=dim, **params)
     raise ConfigError(f"unknown embedder {spec!r}: use 'minilm', 'hf:<path>', 'hashing' or 'litellm:<model>'")
+
+
+def embedder_for_name(name: str, dim: int) -> Embedder:
+    """The embedder whose vectors carry ``name`` (as stored in a replay table), for the built-in kinds.
+
+    Raises:
+        ConfigError: the name does not belong to a built-in embedder (pass the embedder explicitly).
+    """
+    from dreamgym_sdk.embeddings.transformer import MINILM_NAME
+
+    if name == MINILM_NAME:
+        return make_embedder("minilm")
+    if name.startswith("hashing-"):
+        from dreamgym_sdk.embeddings.hashing import HashingEmbedder
+
+        embedder = HashingEmbedder(dim, bigrams=name.endswith("-bigrams"))
+        if embedder.name == name:
+            return embedder
+    if name.startswith("litellm:"):
+        model = name.removeprefix("litellm:").rpartition(":")[0]
+        return make_embedder(f"litellm:{model}", dim=dim)
+    raise ConfigError(f"the table's vectors come from {name!r}: pass that embedder explicitly (--embedder)")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         import_parquet,
         to_hf_dataset,
     )
-    from dreamgym_sdk.replay.lance import LanceDBReplayBuffer, MaintenanceReport
+    from dreamgym_sdk.replay.lance import LanceDBReplayBuffer, MaintenanceReport, stored_embedder
     from dreamgym_sdk.replay.memory import InMemoryReplayBuffer
 
 __all__ = [
@@ -55,12 +55,14 @@ __all__ = [
     "import_parquet",
     "parse_jsonl_line",
     "parse_record",
+    "stored_embedder",
     "to_hf_dataset",
 ]
 
 _LAZY = {
     "LanceDBReplayBuffer": "lance",
     "MaintenanceReport": "lance",
+    "stored_embedder": "lance",
     "InMemoryReplayBuffer": "memory",
     "ImportReport": "io",
     "export_jsonl": "io",

@@ -50,7 +50,7 @@ from dreamgym_sdk.types import Source, Transition
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-__all__ = ["LanceDBReplayBuffer", "MaintenanceReport"]
+__all__ = ["LanceDBReplayBuffer", "MaintenanceReport", "stored_embedder"]
 
 _log = get_logger("dreamgym_sdk.replay")
 _IN_CHUNK = 5_000  # ids per `IN (...)` query
@@ -710,3 +710,29 @@ def _fsync_new_files(root: Path, since_ns: int) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+async def stored_embedder(config: ReplayConfig) -> tuple[str, int] | None:
+    """The ``(name, dim)`` of the embedder an existing table was built with; ``None`` if there is no table."""
+    lancedb = require("lancedb", extra="lancedb", feature="LanceDBReplayBuffer")
+    db = await lancedb.connect_async(
+        config.uri,
+        api_key=config.api_key.get_secret_value() if config.api_key else None,
+        region=config.region,
+        storage_options=config.storage_options or None,
+    )
+    try:
+        try:
+            table = await db.open_table(config.table)
+        except ValueError:
+            return None
+        schema = await table.schema()
+        table.close()
+    finally:
+        db.close()
+    metadata: dict[bytes, bytes] = schema.metadata or {}
+    name = metadata.get(EMBEDDER_KEY, b"").decode()
+    if not name or schema.get_field_index(VECTOR) < 0:
+        return None
+    dim: int = schema.field(VECTOR).type.list_size
+    return name, dim

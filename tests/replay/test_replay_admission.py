@@ -10,7 +10,13 @@ from replay_helpers import transition
 from dreamgym_sdk import DreamEnv, EpisodeCompleted, EventBus, RolloutRunner
 from dreamgym_sdk.embeddings import HashingEmbedder
 from dreamgym_sdk.experience import ExperienceRequest
-from dreamgym_sdk.replay import AdmissionPolicy, EpisodeAdmitter, InMemoryReplayBuffer, admit_episodes
+from dreamgym_sdk.replay import (
+    AdmissionPolicy,
+    AdmissionReport,
+    EpisodeAdmitter,
+    InMemoryReplayBuffer,
+    admit_episodes,
+)
 from dreamgym_sdk.testing import FunctionExperienceModel, ScriptedPolicy
 from dreamgym_sdk.types import Episode, Source, Task, Transition
 
@@ -53,9 +59,13 @@ async def test_per_episode_limits_and_unfinished_episodes(memory: InMemoryReplay
         report = await EpisodeAdmitter(memory, policy).admit(
             [episode("long", 10), episode("short", 1), episode("open", 5, done=False)]
         )
-        assert (report.synthetic, report.skipped_per_episode, report.skipped_short, report.skipped_unfinished) == (
-            3, 7, 1, 5,
-        )  # fmt: skip
+        counts = (
+            report.synthetic,
+            report.skipped_per_episode,
+            report.skipped_short,
+            report.skipped_unfinished,
+        )
+        assert counts == (3, 7, 1, 5)
         kept = sorted((await memory.sample(10)), key=lambda t: t.step)
         assert [t.step for t in kept] == [0, 4, 9]  # evenly spread, and the final (rewarded) step
         assert kept[-1].terminated
@@ -65,10 +75,8 @@ async def test_duplicate_steps_are_skipped(memory: InMemoryReplayBuffer) -> None
     async with memory:
         admitter = EpisodeAdmitter(memory, AdmissionPolicy(max_synthetic_share=1.0, max_per_episode=None))
         first = episode("dup", 3)
-        twin = Episode(
-            task=first.task, source=Source.SYNTHETIC, initial_state=first.initial_state,
-            transitions=tuple(t.model_copy(update={"id": t.id + "-again", "reward": 0.5}) for t in first.transitions),
-        )  # fmt: skip
+        copies = tuple(t.model_copy(update={"id": f"{t.id}-2", "reward": 0.5}) for t in first.transitions)
+        twin = Episode(task=first.task, source=Source.SYNTHETIC, initial_state="s", transitions=copies)
         report = await admitter.admit([first, twin])
         assert (report.synthetic, report.skipped_duplicate) == (3, 3)
         assert (await admitter.admit([twin])).skipped_duplicate == 3
@@ -84,6 +92,8 @@ async def test_admission_from_the_bus_during_rollouts(make_lance: LanceFactory) 
     async with make_lance() as buffer:
         await buffer.add([transition(i) for i in range(100)])  # real seed data
         policy = AdmissionPolicy(max_synthetic_share=0.5, max_per_episode=2)
+        reports: list[AdmissionReport] = []
+        episodes: list[Episode] = []
         async with EventBus() as bus:
             runner = RolloutRunner(
                 lambda g: DreamEnv(model, max_steps=5),
@@ -91,20 +101,19 @@ async def test_admission_from_the_bus_during_rollouts(make_lance: LanceFactory) 
                 bus=bus,
             )
             async with anyio.create_task_group() as tg:
-                reports: list[object] = []
 
                 async def admit() -> None:
                     reports.append(await admit_episodes(buffer, bus, policy))
 
                 tg.start_soon(admit)
                 await anyio.wait_all_tasks_blocked()
-                episodes = await runner.run([Task(instruction=f"task {i}") for i in range(40)], group_size=2)
+                episodes += await runner.run([Task(instruction=f"task {i}") for i in range(40)], group_size=2)
                 bus.close()
         assert len(episodes) == 80
         [report] = reports
-        assert report.episodes == 80  # type: ignore[attr-defined]
+        assert report.episodes == 80
         assert await buffer.count(source=Source.SYNTHETIC) == 100  # 80 x 2 = 160 offered, capped at 100
-        assert report.skipped_cap == 60  # type: ignore[attr-defined]
+        assert report.skipped_cap == 60
 
 
 async def test_the_admitter_is_a_bus_callback(memory: InMemoryReplayBuffer) -> None:

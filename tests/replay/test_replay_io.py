@@ -104,8 +104,8 @@ async def test_episode_lines(make_lance: LanceFactory, tmp_path: Path) -> None:
         ('{"episode_id": "e9", "task_id": "t", "initial_state": "s", "transitions": [{"action": "a", '
          '"next_state": "n", "reward": 0}, {"action": "b", "next_state": "m", "reward": "lots"}]}',
          "transitions[1].reward", "line 2 (episode e9)"),
-        ('{"episode_id": "e9", "task_id": "t", "transitions": [{"action": "a", "next_state": "n", "reward": 0}]}',
-         "transitions[0].state", "line 2 (episode e9)"),
+        ('{"episode_id": "e9", "task_id": "t", "transitions": [{"action": "a", "next_state": "n", '
+         '"reward": 0}]}', "transitions[0].state", "line 2 (episode e9)"),
         ('{"episode_id": "e9", "transitions": [], "colour": "red"}', "colour", "line 2"),
         ('{"task_id": "t", "episode_id": "e", "step": 0, "state": "s", "action": "a", "next_state": "n", '
          '"reward": 0, "colour": "red"}', "colour", "line 2"),

@@ -1,0 +1,90 @@
+"""``dreamgym replay import|export|stats|search``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from replay_helpers import transition
+from typer.testing import CliRunner
+
+from dreamgym_sdk.cli.replay import app
+from dreamgym_sdk.types import Source
+
+runner = CliRunner()
+
+
+def test_import_stats_search_export(tmp_path: Path) -> None:
+    data = [
+        transition(
+            i,
+            source=Source.SYNTHETIC if i % 4 == 0 else Source.REAL,
+            environment=("kitchen", "garden")[i % 2],
+        )
+        for i in range(40)
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(t.model_dump_json() + "\n" for t in data))
+    uri = str(tmp_path / "db")
+    common = ["--uri", uri]
+
+    result = runner.invoke(app, ["import", str(source), *common, "--embedder", "hashing", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "records": 40,
+        "transitions": 40,
+        "added": 40,
+    }
+
+    result = runner.invoke(app, ["stats", *common, "--json"])  # the embedder is read from the table
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats["total"] == 40
+    assert stats["by_source"] == {"real": 30, "synthetic": 10}
+    assert stats["by_environment"] == {"garden": 20, "kitchen": 20}
+    assert stats["by_reward"] == {"0": 20, "1": 20}
+    assert stats["embedder"] == "hashing-256-bigrams"
+
+    result = runner.invoke(app, ["stats", *common])
+    assert result.exit_code == 0
+    assert "by environment" in result.stdout and "garden" in result.stdout
+
+    t = data[5]
+    result = runner.invoke(app, ["search", t.state, t.action, *common, "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert hits[0]["id"] == t.id and len(hits) == 3
+    assert all(h["source"] == "real" for h in hits)
+    result = runner.invoke(app, ["search", t.state, t.action, *common, "--source", "synthetic", "--json"])
+    assert result.exit_code == 0 and {h["source"] for h in json.loads(result.stdout)} == {"synthetic"}
+    result = runner.invoke(app, ["search", t.state, t.action, *common])
+    assert result.exit_code == 0 and t.id in result.stdout
+
+    out = tmp_path / "out.parquet"
+    result = runner.invoke(app, ["export", str(out), *common, "--source", "real", "--vectors"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["import", str(out), "--uri", str(tmp_path / "copy"), "--embedder", "hashing"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "30 added" in result.output
+
+
+def test_a_bad_file_is_reported_and_nothing_imported(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(transition(1).model_dump_json() + "\n" + '{"task_id": "t"}\n')
+    uri = str(tmp_path / "db")
+    result = runner.invoke(app, ["import", str(bad), "--uri", uri, "--embedder", "hashing"])
+    assert result.exit_code == 1
+    assert "line 2" in result.output and "episode_id" in result.output
+    result = runner.invoke(app, ["stats", "--uri", uri, "--json"])
+    assert json.loads(result.stdout)["total"] == 0
+
+
+def test_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "dreamgym.toml"
+    config.write_text(f'[replay]\nuri = "{tmp_path / "db"}"\ntable = "mine"\nembedder = "hashing"\n')
+    data = tmp_path / "in.jsonl"
+    data.write_text(transition(1).model_dump_json() + "\n")
+    assert runner.invoke(app, ["import", str(data), "--config", str(config)]).exit_code == 0
+    assert (tmp_path / "db" / "mine.lance").is_dir()
