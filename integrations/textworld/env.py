@@ -201,10 +201,10 @@ class TextWorldEnv:
         if self._closed:
             return
         self._closed = True
-        async with self._lock:
-            engine, self._engine = self._engine, None
-            if engine is not None:
-                with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):  # waits for a running step, then always stops the engine
+            async with self._lock:
+                engine, self._engine = self._engine, None
+                if engine is not None:
                     await _run_engine(engine.close)
 
     async def __aenter__(self) -> Self:
