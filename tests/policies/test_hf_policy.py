@@ -1,0 +1,193 @@
+"""HFPolicy on a tiny model built in the test session: recorded samples, batching, transcripts,
+constrained decoding, seeding and loading weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+pytest.importorskip("torch", reason="HFPolicy needs the hf extra (torch)")
+pytest.importorskip("transformers", reason="HFPolicy needs the hf extra (transformers)")
+
+import torch
+
+from dreamgym_sdk import DreamEnv, Task
+from dreamgym_sdk.experience.base import ExperienceRequest
+from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
+from dreamgym_sdk.rollout import run_episode
+from dreamgym_sdk.testing import FunctionExperienceModel
+from dreamgym_sdk.training.sequences import build_episode_sequence
+
+ACTIONS = ["open door", "take key", "go north", "eat apple"]
+TASK = Task(instruction="leave the room", id="leave")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dreamgym_sdk.testing.tiny_models import build_tiny_model
+
+    corpus = [*ACTIONS, "a room with a door", "outside", "Task: leave the room"]
+    return build_tiny_model(
+        tmp_path_factory.mktemp("hfpolicy") / "m", corpus * 5, hidden=32, layers=1, heads=2
+    )
+
+
+def make(path: Path, **options: Any) -> HFPolicy:
+    return HFPolicy.from_pretrained(path, HFPolicyConfig(max_new_tokens=6, **options))
+
+
+def info(episode: str = "ep", admissible: list[str] | None = None) -> dict[str, Any]:
+    return {"episode_id": episode, "admissible_commands": admissible if admissible is not None else ACTIONS}
+
+
+def reference_logprobs(policy: HFPolicy, prompt: list[int], completion: list[int]) -> list[float]:
+    ids = torch.tensor([prompt + completion])
+    with torch.no_grad():
+        logits = policy.model(input_ids=ids).logits[0].float() / policy.config.temperature
+    logp = torch.log_softmax(logits, dim=-1)
+    return [float(logp[len(prompt) - 1 + k, t]) for k, t in enumerate(completion)]
+
+
+async def test_act_records_exactly_what_was_sampled(model_path: Path) -> None:
+    policy = make(model_path, temperature=0.8)
+    action = await policy.act(TASK, "a room with a door", [], info())
+    sample = policy.samples.get("ep", 0)
+    assert sample is not None
+    assert sample.action == action and action in ACTIONS  # free text snapped to an admissible action
+    assert len(sample.logprobs) == len(sample.completion_ids) > 0
+    assert sample.version == 0 and sample.temperature == 0.8
+    expected = reference_logprobs(policy, list(sample.prompt_ids), list(sample.completion_ids))
+    assert sample.logprobs == pytest.approx(expected, abs=1e-4)
+    assert policy.samples.pop_episode("ep") == {0: sample}
+    assert policy.samples.get("ep", 0) is None
+
+
+async def test_concurrent_acts_run_as_one_batch(model_path: Path) -> None:
+    policy = make(model_path)
+    results: dict[int, str] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await policy.act(TASK, f"room {i}", [], info(f"ep{i}"))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(6):
+            tg.start_soon(one, i)
+    assert len(results) == 6
+    assert policy.stats.batches == 1 and policy.stats.max_batch_size == 6 and policy.stats.requests == 6
+    assert all(policy.samples.get(f"ep{i}", 0) is not None for i in range(6))
+
+
+async def test_batch_size_is_capped(model_path: Path) -> None:
+    policy = make(model_path, max_batch_size=2)
+    async with anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(policy.act, TASK, "room", [], info(f"ep{i}"))
+    assert policy.stats.requests == 5 and policy.stats.max_batch_size == 2
+
+
+async def test_transcript_prompts_extend_each_other(model_path: Path) -> None:
+    policy = make(model_path)
+
+    def world(req: ExperienceRequest) -> dict[str, object]:
+        return {"reasoning": "", "next_state": f"room after {req.step}", "reward": 0.0, "done": req.step == 2}
+
+    env = DreamEnv(FunctionExperienceModel(world, initial_state="a room with a door"), max_steps=5)
+    episode = await run_episode(env, policy, TASK)
+    samples = policy.samples.pop_episode(episode.id)
+    assert sorted(samples) == [0, 1, 2]
+    for step in (1, 2):
+        before, now = samples[step - 1], samples[step]
+        assert now.prompt_ids[: len(before.prompt_ids) + len(before.completion_ids)] == (
+            before.prompt_ids + before.completion_ids
+        )
+    sequence = build_episode_sequence([samples[i] for i in range(3)])
+    inserted = [t for t, m in zip(sequence.completion_ids, sequence.env_mask, strict=True) if m == 0]
+    text = policy.tokenizer.decode(inserted)
+    assert "room after 0" in text and "room after 1" in text and "room after 2" not in text
+
+
+async def test_window_prompt_shows_recent_history(model_path: Path) -> None:
+    policy = make(model_path, prompt_style="window", history_window=1)
+
+    def world(req: ExperienceRequest) -> dict[str, object]:
+        return {"reasoning": "", "next_state": f"state {req.step + 1}", "reward": 0.0, "done": req.step == 2}
+
+    env = DreamEnv(FunctionExperienceModel(world, initial_state="state 0"), max_steps=5)
+    episode = await run_episode(env, policy, TASK)
+    last = policy.samples.get(episode.id, 2)
+    assert last is not None
+    prompt = policy.tokenizer.decode(last.prompt_ids)
+    assert "1 earlier step(s) omitted" in prompt and "Step 1: action:" in prompt and "state 2" in prompt
+
+
+async def test_constrained_decoding_returns_admissible_token_paths(model_path: Path) -> None:
+    policy = make(model_path, constrain_to_admissible=True, temperature=1.5)
+    admissible = ["go north", "go south", "open door"]  # "go" is shared: the trie must branch
+    seen: set[str] = set()
+    for i in range(12):
+        action = await policy.act(TASK, "room", [], info(f"e{i}", admissible))
+        sample = policy.samples.get(f"e{i}", 0)
+        assert sample is not None and action in admissible
+        expected = policy.tokenizer(action, add_special_tokens=False)["input_ids"] + [policy.eos_ids[0]]
+        assert list(sample.completion_ids) == expected
+        seen.add(action)
+    assert len(seen) > 1
+
+
+async def test_configured_actions_stand_in_for_missing_admissible_commands(model_path: Path) -> None:
+    policy = make(model_path, constrain_to_admissible=True, actions=("open door", "wait"))
+    action = await policy.act(TASK, "room", [], {"episode_id": "e"})
+    assert action in ("open door", "wait")
+    sample = policy.samples.get("e", 0)
+    assert sample is not None and "Admissible actions: open door; wait" in policy.tokenizer.decode(
+        sample.prompt_ids
+    )
+
+
+async def test_same_seed_same_actions(model_path: Path) -> None:
+    async def play(policy: HFPolicy) -> list[tuple[int, ...]]:
+        out: list[tuple[int, ...]] = []
+        for i in range(4):
+            await policy.act(TASK, f"room {i}", [], info(f"e{i}"))
+            sample = policy.samples.get(f"e{i}", 0)
+            assert sample is not None
+            out.append(sample.completion_ids)
+        return out
+
+    assert await play(make(model_path, seed=3)) == await play(make(model_path, seed=3))
+
+
+async def test_no_episode_id_no_record_and_recording_can_be_off(model_path: Path) -> None:
+    policy = make(model_path)
+    await policy.act(TASK, "room", [], {})
+    assert len(policy.samples) == 0
+    quiet = make(model_path, record_samples=False)
+    await quiet.act(TASK, "room", [], info())
+    assert len(quiet.samples) == 0
+
+
+async def test_ledger_forgets_oldest_episodes(model_path: Path) -> None:
+    policy = make(model_path, max_recorded_episodes=2)
+    for i in range(3):
+        await policy.act(TASK, "room", [], info(f"e{i}"))
+    assert "e0" not in policy.samples and "e2" in policy.samples and policy.samples.evicted == 1
+
+
+def test_load_weights_updates_the_model_in_place(model_path: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_model
+
+    policy, other = make(model_path), make(model_path)
+    with torch.no_grad():
+        for p in other.model.parameters():
+            p.add_(0.5)
+    save_model(other.model, str(tmp_path / "weights.safetensors"))
+    model_before = policy.model
+    policy.load_weights(tmp_path)
+    assert policy.model is model_before and policy.version == 1
+    for a, b in zip(policy.model.parameters(), other.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(FileNotFoundError):
+        policy.load_weights(tmp_path / "missing")

@@ -1,0 +1,161 @@
+"""GRPOBackend: a TRL GRPO update on a tiny model changes its weights and records its metrics; zero-variance
+groups; group bookkeeping; episodes it cannot train on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch", reason="GRPOBackend needs the train extra (torch)")
+pytest.importorskip("trl", reason="GRPOBackend needs the train extra (trl)")
+
+import torch
+
+from dreamgym_sdk import Episode, Task
+from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.testing import ScriptedPolicy
+from dreamgym_sdk.training.config import GRPOBackendConfig
+from dreamgym_sdk.training.grpo import GRPOBackend
+
+PolicyFactory = Callable[..., Any]
+Rollout = Callable[..., Any]
+
+
+def snapshot(model: Any) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def changed(before: dict[str, torch.Tensor], model: Any) -> list[str]:
+    return [k for k, v in model.state_dict().items() if not torch.equal(before[k], v)]
+
+
+def alternating(episode: Episode) -> float:
+    """Half of every group succeeds: each group has reward variance whatever was sampled."""
+    return float(episode.group % 2)
+
+
+async def test_trl_grpo_update_changes_weights_and_records_metrics(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    policy = make_policy()
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=4, learning_rate=1e-2), reward=alternating)
+    episodes = await rollout(policy, make_tasks(2), 4)
+    sampled = [policy.samples.get(e.id, t.step) for e in episodes for t in e.transitions]
+    policy_tokens = sum(len(s.completion_ids) for s in sampled if s is not None)
+    for episode in episodes:
+        await backend.observe(episode)
+    before = snapshot(policy.model)
+
+    metrics = await backend.update()
+
+    assert metrics is not None
+    assert changed(before, policy.model), "the GRPO step left every weight unchanged"
+    assert policy.version == 1 and backend.updates == 1
+    assert metrics["episodes"] == 8 and metrics["groups"] == 2 and metrics["groups_trained"] == 2
+    assert metrics["optimizer_steps"] == 1 and metrics["update"] == 1
+    assert metrics["mean_reward"] == 0.5 and metrics["reward_std"] == 0.5
+    assert metrics["advantage_mean"] == pytest.approx(0.0, abs=1e-9)
+    assert metrics["advantage_max"] > 0
+    assert metrics["advantage_max"] == pytest.approx(-metrics["advantage_min"])
+    for key in ("loss", "grad_norm", "entropy", "wall_time_s", "trl/reward", "trl/reward_std"):
+        assert key in metrics
+    assert metrics["trl/reward"] == 0.5  # TRL saw the rewards we handed it
+    assert metrics["trl/frac_reward_zero_std"] == 0.0
+    # TRL counted only the tokens the policy sampled: the env tokens were masked out via env_mask
+    assert metrics["policy_tokens"] == policy_tokens
+    assert metrics["trl/completions/mean_length"] == pytest.approx(policy_tokens / 8)
+    assert (metrics["env_tokens"] > 0) == any(len(e) > 1 for e in episodes)
+    assert backend.history == [metrics]
+    assert backend.trainer.state.log_history[-1]["loss"] == pytest.approx(metrics["loss"])
+    assert await backend.update() is None  # nothing new observed
+    backend.close()
+
+
+async def test_kl_against_the_reference_model_is_reported(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    policy = make_policy()
+    config = GRPOBackendConfig(group_size=2, learning_rate=1e-2, beta=0.1, num_iterations=2)
+    backend = GRPOBackend(policy, config, reward=alternating)
+    await rollout(policy, make_tasks(1), 2, observe=backend.observe)
+    metrics = await backend.update()
+    assert metrics is not None and metrics["optimizer_steps"] == 2
+    assert metrics["kl"] >= 0.0 and "trl/clip_ratio/region_mean" in metrics
+    backend.close()
+
+
+async def test_zero_variance_groups_are_skipped_without_a_step(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    policy = make_policy()
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=2), reward=lambda e: 1.0)
+    await rollout(policy, make_tasks(2), 2, observe=backend.observe)
+    before = snapshot(policy.model)
+    metrics = await backend.update()
+    assert metrics is not None
+    assert metrics["groups"] == metrics["groups_zero_std"] == 2 and metrics["groups_trained"] == 0
+    assert metrics["optimizer_steps"] == 0 and metrics["advantage_max"] == 0.0
+    assert not changed(before, policy.model) and policy.version == 0
+    assert backend.trainer is None  # nothing to learn: TRL was never even built
+
+
+async def test_kept_zero_variance_groups_give_zero_loss_and_no_change(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    policy = make_policy()
+    config = GRPOBackendConfig(group_size=2, learning_rate=1e-2, skip_zero_std_groups=False)
+    backend = GRPOBackend(policy, config, reward=lambda e: 1.0)
+    await rollout(policy, make_tasks(1), 2, observe=backend.observe)
+    before = snapshot(policy.model)
+    metrics = await backend.update()
+    assert metrics is not None and metrics["optimizer_steps"] == 1
+    assert metrics["loss"] == 0.0 and metrics["trl/frac_reward_zero_std"] == 1.0
+    assert not changed(before, policy.model)  # zero advantage: zero gradient, Adam moves nothing
+    backend.close()
+
+
+async def test_groups_are_split_waited_for_and_dropped(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    policy = make_policy()
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=2, max_group_wait=1), reward=lambda e: 0.0)
+    await rollout(policy, make_tasks(1), 5, observe=backend.observe)  # 2 full groups + 1 left over
+    metrics = await backend.update()
+    assert metrics is not None and metrics["groups"] == 2
+    assert backend.pending_episodes == 1  # the incomplete group survives the update that passed it over
+    assert await backend.update() is None  # passed over a second time: dropped
+    assert backend.pending_episodes == 0 and backend.dropped_episodes == 1
+
+
+async def test_episodes_without_recorded_samples_are_skipped(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    policy = make_policy()
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=2))
+    await rollout(ScriptedPolicy(["take key", "go north"]), make_tasks(1), 2, observe=backend.observe)
+    assert backend.skipped["no_samples"] == 2 and backend.pending_episodes == 0
+    assert await backend.update() is None
+
+
+async def test_window_prompts_cannot_be_one_sequence(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    policy = make_policy(prompt_style="window")
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=2), reward=alternating)
+    episodes = await rollout(policy, make_tasks(1), 2, observe=backend.observe)
+    multi_step = sum(len(e) > 1 for e in episodes)
+    assert backend.skipped["not_one_sequence"] == multi_step
+    assert backend.pending_episodes == len(episodes) - multi_step
+
+
+def test_config_errors(make_policy: PolicyFactory) -> None:
+    with pytest.raises(ConfigError, match="temperature"):
+        GRPOBackend(make_policy(temperature=0.0))
+    policy = make_policy()
+    policy.model.config._name_or_path = ""
+    with pytest.raises(ConfigError, match="reference model"):
+        GRPOBackend(policy, GRPOBackendConfig(beta=0.1))
+    with pytest.raises(ConfigError, match="cuda"):
+        GRPOBackend(make_policy(), GRPOBackendConfig(device="cuda"))
