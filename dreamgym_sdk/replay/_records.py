@@ -62,11 +62,9 @@ def content_hash(transition: Transition) -> str:
     Two transitions with the same hash describe the same step, whatever their ids, episodes or rewards;
     the admission policy uses it to skip duplicate synthetic steps.
     """
-    digest = hashlib.blake2b(digest_size=16)
-    for part in (transition.environment, transition.state, transition.action, transition.next_state):
-        digest.update(part.encode())
-        digest.update(b"\x1f")
-    return digest.hexdigest()
+    t = transition
+    text = f"{t.environment}\x1f{t.state}\x1f{t.action}\x1f{t.next_state}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _label(transition: Any, index: int) -> int | str:

@@ -71,7 +71,7 @@ class ReplayConfig(BaseModel):
     """Target rows per IVF partition (``num_partitions = rows / this``)."""
     nprobes: int = Field(default=20, ge=1)
     """IVF partitions searched per query (recall versus latency)."""
-    reindex_growth: float = Field(default=4.0, gt=1)
+    reindex_growth: float = Field(default=2.0, gt=1)
     """Retrain the vector index when the table has grown this many times since it was built."""
 
     optimize_every_writes: int = Field(default=50, ge=1)

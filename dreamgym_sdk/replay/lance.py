@@ -29,11 +29,14 @@ from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.replay._arrow import (
     EMBEDDER_KEY,
     VECTOR,
+    checked_table,
+    pyarrow,
     transitions_from_arrow,
     transitions_schema,
-    transitions_to_arrow,
+    vector_array,
 )
 from dreamgym_sdk.replay._batching import Coalescer
+from dreamgym_sdk.replay._idfilter import IdFilter
 from dreamgym_sdk.replay._records import (
     TRANSITION_COLUMNS,
     dedupe_by_id,
@@ -66,8 +69,9 @@ _SCALAR_INDEXES = (
 
 @dataclass(frozen=True, slots=True)
 class _WriteJob:
-    transitions: list[Transition]
-    vectors: NDArray[np.float32]
+    ids: list[str]
+    data: Any
+    """Arrow table of the rows, vectors included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +146,7 @@ class LanceDBReplayBuffer:
         )
         self._writer: Coalescer[_WriteJob, None] = Coalescer(
             self._write, name="replay writer", window=config.write_window_s, max_size=config.max_write_rows,
-            size=lambda job: len(job.transitions),
+            size=lambda job: len(job.ids),
         )  # fmt: skip
         self._embedder_queue: Coalescer[list[str], NDArray[np.float32]] = Coalescer(
             self._embed_batch, name="replay embedder", max_size=4096, size=len
@@ -150,6 +154,8 @@ class LanceDBReplayBuffer:
         self._db: Any = None
         self._table: Any = None
         self._schema: Any = None
+        self._row_schema: Any = None  # the schema without the vector column
+        self._ids: IdFilter | None = None
         self._task_group: TaskGroup | None = None
         self._maintenance_lock = anyio.Lock()
         self._maintenance_pending = False
@@ -236,6 +242,10 @@ class LanceDBReplayBuffer:
         self._check_schema(await table.schema())
         self._table = table
         self._schema = await table.schema()
+        pa_ = pyarrow()
+        self._row_schema = pa_.schema(
+            [f for f in self._schema if f.name != VECTOR], metadata=self._schema.metadata
+        )
         await self._ensure_scalar_indexes()
         self._rows = await table.count_rows()
         id_index = await table.index_stats("id_idx")
@@ -283,13 +293,11 @@ class LanceDBReplayBuffer:
             RecordValidationError: a record is invalid (nothing from this call is written).
             ReplayBufferError: the buffer is not open, or the write failed.
         """
-        validate_transitions(transitions)
-        batch = dedupe_by_id(transitions)
+        batch, data = self._checked(transitions)
         if not batch:
             return
-        self._live_table()
         vectors = await self._embed([embedding_text(t.state, t.action) for t in batch])
-        await self._writer.submit(_WriteJob(batch, vectors))
+        await self._submit(batch, data, vectors)
 
     async def add_with_vectors(
         self, transitions: Sequence[Transition], vectors: NDArray[np.floating]
@@ -301,13 +309,13 @@ class LanceDBReplayBuffer:
         Raises:
             RecordValidationError: a record or vector is invalid (nothing from this call is written).
         """
-        validate_transitions(transitions)
         matrix = np.asarray(vectors, dtype=np.float32)
         if matrix.shape != (len(transitions), self.embedder.dim):
             raise RecordValidationError(
                 f"expected shape {(len(transitions), self.embedder.dim)}, got {matrix.shape}",
                 record="<batch>", field=VECTOR,
             )  # fmt: skip
+        batch, data = self._checked(transitions)
         finite = np.isfinite(matrix).all(axis=1)
         if not finite.all():
             bad = int(np.argmin(finite))
@@ -316,46 +324,80 @@ class LanceDBReplayBuffer:
         if (norms == 0).any():
             bad = int(np.argmin(norms[:, 0]))
             raise RecordValidationError("is all zeros", record=transitions[bad].id, field=VECTOR)
-        seen: set[str] = set()
-        keep = [i for i, t in enumerate(transitions) if not (t.id in seen or seen.add(t.id))]
-        if not keep:
+        if not batch:
             return
+        if len(batch) != len(transitions):  # repeated ids: keep the first row of each
+            first = {t.id: i for i, t in reversed(list(enumerate(transitions)))}
+            matrix, norms = matrix[sorted(first.values())], norms[sorted(first.values())]
+        await self._submit(batch, data, matrix / norms)
+
+    def _checked(self, transitions: Sequence[Transition]) -> tuple[list[Transition], Any]:
+        """Validate a batch (fast, column-wise; the precise check names the culprit) and drop repeated
+        ids; return the kept transitions and their columns without the vector."""
         self._live_table()
-        job = _WriteJob([transitions[i] for i in keep], (matrix / norms)[keep])
-        await self._writer.submit(job)
+        table = checked_table(transitions, self._row_schema)
+        if table is None:
+            validate_transitions(transitions)  # raises RecordValidationError naming record and field
+            raise RecordValidationError("a value cannot be stored", record="<batch>", field="<unknown>")
+        batch = dedupe_by_id(transitions)
+        if len(batch) != len(transitions):
+            table = checked_table(batch, self._row_schema)
+        return batch, table
+
+    async def _submit(self, batch: list[Transition], data: Any, vectors: NDArray[np.float32]) -> None:
+        data = data.append_column(self._schema.field(VECTOR), vector_array(vectors, self.embedder.dim))
+        await self._writer.submit(_WriteJob([t.id for t in batch], data))
 
     async def _write(self, jobs: list[_WriteJob]) -> list[None]:
         """The writer task's batch: drop ids already stored, then append everything in one write."""
+        pa_ = pyarrow()
         table = self._live_table()
-        transitions: list[Transition] = []
-        vectors: list[NDArray[np.float32]] = []
-        seen: set[str] = set()
-        for job in jobs:
-            for t, v in zip(job.transitions, job.vectors, strict=True):
-                if t.id not in seen:
-                    seen.add(t.id)
-                    transitions.append(t)
-                    vectors.append(v)
-        existing = await self._existing_ids([t.id for t in transitions]) if self._rows else set[str]()
-        keep = [i for i, t in enumerate(transitions) if t.id not in existing]
-        if keep:
-            assert self._schema is not None
-            data = transitions_to_arrow(
-                [transitions[i] for i in keep], np.stack([vectors[i] for i in keep]), self._schema
-            )
+        ids = [i for job in jobs for i in job.ids]
+        data = jobs[0].data if len(jobs) == 1 else pa_.concat_tables([job.data for job in jobs])
+        keep = np.ones(len(ids), dtype=bool)
+        if len(jobs) > 1:  # the same id from two concurrent adds: the first wins
+            seen: set[str] = set()
+            for row, i in enumerate(ids):
+                keep[row] = i not in seen
+                seen.add(i)
+        id_filter = await self._id_filter()
+        maybe = np.flatnonzero(id_filter.might_contain(ids) & keep)
+        if maybe.size:
+            existing = await self._existing_ids([ids[row] for row in maybe])
+            for row in maybe:
+                keep[row] = ids[row] not in existing
+        if not keep.all():
+            data = data.filter(pa_.array(keep))
+            ids = [i for i, k in zip(ids, keep, strict=True) if k]
+        if ids:
             started_ns = time.time_ns() - 2_000_000_000  # mtime slack: fsyncing a few older files is harmless
             try:
                 await table.add(data)
             except Exception as exc:
-                raise ReplayBufferError(f"writing {len(keep)} transition(s) failed: {exc}") from exc
+                raise ReplayBufferError(f"writing {len(ids)} transition(s) failed: {exc}") from exc
             if self.config.fsync and (root := self._local_table_dir()) is not None:
                 await anyio.to_thread.run_sync(_fsync_new_files, root, started_ns)
-            self._unindexed_ids.update(transitions[i].id for i in keep)
-            self._rows += len(keep)
-            self._rows_since_maintenance += len(keep)
+            id_filter.add(ids)
+            self._unindexed_ids.update(ids)
+            self._rows += len(ids)
+            self._rows_since_maintenance += len(ids)
             self._writes_since_maintenance += 1
             self._schedule_maintenance()
         return [None] * len(jobs)
+
+    async def _id_filter(self) -> IdFilter:
+        """The Bloom filter of stored ids, built from the id column on first use and when it fills up."""
+        current = self._ids
+        if current is not None and not current.full:
+            return current
+        table = self._live_table()
+        rows = await table.count_rows()
+        fresh = IdFilter(max(2 * rows, 1 << 16))
+        reader = await table.query().select(["id"]).to_batches(max_batch_length=65_536)
+        async for batch in reader:
+            fresh.add(batch.column("id").to_pylist())
+        self._ids = fresh
+        return fresh
 
     async def _existing_ids(self, ids: Sequence[str]) -> set[str]:
         """The ids already stored: a lookup in the id index plus the ids written since it was updated."""
@@ -608,6 +650,15 @@ class LanceDBReplayBuffer:
         if deleted:
             self._full_id_check = True  # deleted ids may still be in _unindexed_ids: scan until maintenance
         return deleted
+
+    async def build_index(self) -> None:
+        """Build (or retrain) the ANN vector index now, whatever the table's size; e.g. after a bulk import.
+
+        Search stays exact (brute force) until an index exists; maintenance keeps it up to date afterwards.
+        """
+        table = self._live_table()
+        async with self._maintenance_lock:
+            await self._build_vector_index(await table.count_rows())
 
     async def compact(self) -> MaintenanceReport:
         """Run maintenance now: build or retrain the vector index if due, compact data files, bring every
