@@ -171,6 +171,9 @@ class PolicyBackend(ABC, Generic[C, B]):
             self.policy.version = int(state["policy_version"])
             self.policy.model.eval()
 
+    def close(self) -> None:
+        """Release scratch resources (idempotent); the policy and its weights stay usable."""
+
     def _save_extra(self, directory: Path) -> None:
         """Write backend-specific files into a checkpoint being saved."""
 

@@ -4,6 +4,7 @@ groups; group bookkeeping; episodes it cannot train on."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ import torch
 from dreamgym_sdk import Episode, Task
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.testing import ScriptedPolicy
-from dreamgym_sdk.training.config import GRPOBackendConfig
+from dreamgym_sdk.training.config import GRPOBackendConfig, LoraSettings
 from dreamgym_sdk.training.grpo import GRPOBackend
 
 PolicyFactory = Callable[..., Any]
@@ -148,6 +149,28 @@ async def test_window_prompts_cannot_be_one_sequence(
     multi_step = sum(len(e) > 1 for e in episodes)
     assert backend.skipped["not_one_sequence"] == multi_step
     assert backend.pending_episodes == len(episodes) - multi_step
+
+
+async def test_lora_adapters_are_trained_with_kl_and_checkpointed(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]], tmp_path: Path
+) -> None:
+    pytest.importorskip("peft", reason="LoRA needs the train extra (peft)")
+    config = GRPOBackendConfig(group_size=2, learning_rate=1e-2, beta=0.1, lora=LoraSettings(r=2))
+    policy = make_policy()
+    base = snapshot(policy.model)
+    backend = GRPOBackend(policy, config, reward=alternating)
+    await rollout(policy, make_tasks(1), 2, observe=backend.observe)
+    metrics = await backend.update()
+    assert metrics is not None and metrics["kl"] >= 0.0  # the reference is the base model, adapters off
+    state = policy.model.state_dict()  # the adapters live in the policy's own model
+    assert any("lora_B" in k and float(v.abs().sum()) > 0 for k, v in state.items())  # B starts at zero
+    frozen = {k.replace(".base_layer", ""): v for k, v in state.items() if "lora_" not in k}
+    assert all(torch.equal(base[k], frozen[k]) for k in base)
+    backend.save(tmp_path / "ckpt")
+    fresh = make_policy()
+    GRPOBackend(fresh, config).load(tmp_path / "ckpt")
+    restored = fresh.model.state_dict()
+    assert state.keys() == restored.keys() and all(torch.equal(v, restored[k]) for k, v in state.items())
 
 
 def test_config_errors(make_policy: PolicyFactory) -> None:
