@@ -11,9 +11,13 @@ env = GymnasiumToEnv(lambda: gymnasium.make("MyTextGame-v0"))      # async dream
 ```
 """
 
-from ._text import TEXT_CHARSET, fit_text, text_space
-from .from_gymnasium import GymnasiumToEnv, ObservationToText
-from .to_gymnasium import VOLATILE_INFO_KEYS, EnvToGymnasium
+from dreamgym_sdk._imports import require
+
+require("gymnasium", extra="gymnasium", feature="dreamgym_sdk.integrations.gymnasium")
+
+from ._text import TEXT_CHARSET, fit_text, text_space  # noqa: E402
+from .from_gymnasium import GymnasiumToEnv, ObservationToText  # noqa: E402
+from .to_gymnasium import VOLATILE_INFO_KEYS, EnvToGymnasium  # noqa: E402
 
 __all__ = [
     "TEXT_CHARSET",
