@@ -128,6 +128,8 @@ class PolicyBackend(ABC, Generic[C, B]):
         """
         target = Path(directory)
         with self._train_lock, ckpt.atomic_directory(target) as tmp:
+            if self.config.lora is not None:
+                self._build()  # the adapters must exist for the checkpoint to load into a LoRA backend
             ckpt.save_weights(self._trained_module(), tmp / ckpt.WEIGHTS_FILE)
             optimizer = self._optimizer.state_dict() if self._optimizer is not None else None
             if optimizer is None:

@@ -14,7 +14,7 @@ pytest.importorskip("transformers", reason="HFPolicy needs the hf extra (transfo
 
 import torch
 
-from dreamgym_sdk import DreamEnv, Task
+from dreamgym_sdk import DreamEnv, Task, Transition
 from dreamgym_sdk.experience.base import ExperienceRequest
 from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
 from dreamgym_sdk.rollout import run_episode
@@ -174,6 +174,31 @@ async def test_ledger_forgets_oldest_episodes(model_path: Path) -> None:
     for i in range(3):
         await policy.act(TASK, "room", [], info(f"e{i}"))
     assert "e0" not in policy.samples and "e2" in policy.samples and policy.samples.evicted == 1
+
+
+async def test_greedy_decoding_ignores_the_seed(model_path: Path) -> None:
+    a, b = make(model_path, temperature=0.0, seed=1), make(model_path, temperature=0.0, seed=2)
+    assert await a.act(TASK, "room", [], info("x")) == await b.act(TASK, "room", [], info("x"))
+    sa, sb = a.samples.get("x", 0), b.samples.get("x", 0)
+    assert sa is not None and sb is not None and sa.completion_ids == sb.completion_ids
+
+
+async def test_long_transcripts_fall_back_to_a_window_prompt(model_path: Path) -> None:
+    policy = make(model_path, max_prompt_tokens=8)
+    await policy.act(TASK, "a room with a door", [], info())
+    sample = policy.samples.get("ep", 0)
+    assert sample is not None and "Your action:" in policy.tokenizer.decode(sample.prompt_ids)
+
+
+async def test_transcript_without_recorded_steps_is_rendered_from_the_history(model_path: Path) -> None:
+    policy = make(model_path)
+    history = [
+        Transition(task_id=TASK.id, episode_id="old", step=0, state="start", action="take key",
+                   next_state="holding a key", reward=0.0),
+    ]  # fmt: skip
+    ids = policy.prompt_ids(TASK, "holding a key", history, {"episode_id": "old"})
+    text = policy.tokenizer.decode(ids)
+    assert text.index("start") < text.index("take key") < text.index("holding a key")
 
 
 def test_load_weights_updates_the_model_in_place(model_path: Path, tmp_path: Path) -> None:
