@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 pytest.importorskip("torch", reason="GRPOBackend needs the train extra (torch)")
@@ -171,6 +172,28 @@ async def test_lora_adapters_are_trained_with_kl_and_checkpointed(
     GRPOBackend(fresh, config).load(tmp_path / "ckpt")
     restored = fresh.model.state_dict()
     assert state.keys() == restored.keys() and all(torch.equal(v, restored[k]) for k, v in state.items())
+
+
+async def test_training_runs_off_the_event_loop(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    class Probe(GRPOBackend):
+        acted_during_training: str | None = None
+
+        def _train(self, batch: Any) -> dict[str, float]:
+            # from the training thread, ask the event loop to run a whole act (generation included):
+            # this would deadlock if training blocked the loop or generation waited for training
+            self.acted_during_training = anyio.from_thread.run(
+                self.policy.act, make_tasks(1)[0], "a room", [], {"episode_id": "probe"}
+            )
+            return super()._train(batch)
+
+    policy = make_policy()
+    backend = Probe(policy, GRPOBackendConfig(group_size=2, learning_rate=1e-2), reward=alternating)
+    await rollout(policy, make_tasks(1), 2, observe=backend.observe)
+    assert await backend.update() is not None
+    assert backend.acted_during_training is not None and policy.samples.get("probe", 0) is not None
+    backend.close()
 
 
 def test_config_errors(make_policy: PolicyFactory) -> None:
