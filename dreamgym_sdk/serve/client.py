@@ -1,0 +1,225 @@
+"""The client of ``dreamgym serve``: an :class:`~dreamgym_sdk.Env` whose episodes run on the server.
+
+A :class:`Client` is a recording env like a local :class:`~dreamgym_sdk.DreamEnv`: it keeps the
+episode's transitions (with the server's ids, reasoning and provenance) and publishes
+``EpisodeStarted`` / ``TransitionRecorded`` / ``EpisodeCompleted`` on its bus, so rollouts, evaluation
+and training use a remote environment exactly like a local one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Literal
+
+from dreamgym_sdk.bus import EventBus
+from dreamgym_sdk.env import RecordedEnv, TaskLike, _EpisodeRecorder  # pyright: ignore[reportPrivateUsage]
+from dreamgym_sdk.errors import EnvClosedError
+from dreamgym_sdk.logging import get_logger
+from dreamgym_sdk.serve._transport import HttpTransport, ReconnectPolicy, Transport, WebSocketTransport
+from dreamgym_sdk.serve.errors import ServeError
+from dreamgym_sdk.serve.protocol import SessionState
+from dreamgym_sdk.types import Provenance, Source, StepResult, Task, Transition, new_id
+
+if TYPE_CHECKING:
+    from dreamgym_sdk.serve.sync import SyncClient
+
+__all__ = ["TOKEN_ENV", "Client"]
+
+TOKEN_ENV = "DREAMGYM_SERVE_TOKEN"
+"""Environment variable the client reads its bearer token from when none is given."""
+
+_log = get_logger("dreamgym_sdk.serve.client")
+
+
+class Client(RecordedEnv):
+    """A remote environment served by ``dreamgym serve`` (one server session per client).
+
+    ```python
+    async with Client("http://127.0.0.1:8000", token=token) as env:
+        obs, info = await env.reset(task="open the door", seed=0)
+        obs, reward, terminated, truncated, info = await env.step("open door")
+    ```
+
+    The connection is opened by the first call; the session by the first ``reset``. Errors the server
+    reports are raised as the matching exception: :class:`~dreamgym_sdk.ResetNeededError`,
+    :class:`~dreamgym_sdk.EpisodeFinishedError`, :class:`~dreamgym_sdk.serve.SessionClosedError` (an
+    ``EnvClosedError``) or a :class:`~dreamgym_sdk.serve.ServeError` subclass (authentication, rate
+    limits, validation, shutdown). Calls are bounded by the caller (``anyio.fail_after``), not by
+    timeouts here. asyncio only (aiohttp).
+
+    Args:
+        url: the server's base URL (``http://host:port``; ``ws://`` and ``https://`` work too).
+        token: the bearer token; defaults to the ``DREAMGYM_SERVE_TOKEN`` environment variable.
+        transport: ``"websocket"`` (one socket for all calls, the fast path) or ``"http"`` (one request
+            per call, for networks that block WebSockets).
+        bus: where to publish the episode events (the rollout runner sets its own when this is ``None``).
+        group: index of this rollout within its task's group (set by the rollout runner).
+        environment: name recorded on tasks when the server does not report them.
+        reconnect: how dropped connections are retried (see :class:`ReconnectPolicy`).
+        max_message_bytes: largest answer accepted from the server.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        transport: Literal["websocket", "http"] = "websocket",
+        bus: EventBus | None = None,
+        group: int = 0,
+        environment: str = "remote",
+        reconnect: ReconnectPolicy | None = None,
+        max_message_bytes: int = 16 * 2**20,
+    ) -> None:
+        token = token if token is not None else os.environ.get(TOKEN_ENV)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        base = _http_base(url)
+        policy = reconnect or ReconnectPolicy()
+        self.url = base
+        self.bus = bus
+        self.group = group
+        self.environment = environment
+        self._transport: Transport
+        if transport == "websocket":
+            ws_url = "ws" + base.removeprefix("http") + "/ws"
+            self._transport = WebSocketTransport(ws_url, headers, policy, max_message_bytes)
+        elif transport == "http":
+            self._transport = HttpTransport(base, headers, policy)
+        else:
+            raise ValueError(f"transport must be 'websocket' or 'http', not {transport!r}")
+        self._ids = new_id()[:16]
+        self._count = 0
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"Client({self.url!r}, session_id={self.session_id!r})"
+
+    @property
+    def session_id(self) -> str | None:
+        """The server session this client uses (``None`` before the first reset)."""
+        return self._transport.session_id
+
+    def _request_id(self) -> str:
+        self._count += 1
+        return f"{self._ids}-{self._count}"
+
+    async def reset(
+        self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start a new episode on the server; returns ``(observation, info)`` like the served env.
+
+        ``info["task"]`` is the :class:`~dreamgym_sdk.Task` the server ran (a string task becomes one
+        with the server's environment name).
+        """
+        if self._closed:
+            raise EnvClosedError("this environment is closed")
+        data: dict[str, Any] = {"request_id": self._request_id()}
+        if task is not None:
+            data["task"] = task.model_dump(mode="json") if isinstance(task, Task) else task
+        if seed is not None:
+            data["seed"] = seed
+        if options is not None:
+            data["options"] = options
+        reply = await self._transport.request("reset", data)
+        obs = str(reply["observation"]["text"])
+        info: dict[str, Any] = dict(reply.get("metadata") or {})
+        the_task = _task_of(info.get("task"), task, self.environment)
+        info["task"] = the_task
+        rec = _EpisodeRecorder(self.bus, the_task, _source(info.get("source")), obs, seed, self.group)
+        episode_id = info.get("episode_id")
+        if isinstance(episode_id, str):
+            rec.episode_id = episode_id
+        await rec.start()
+        self._recorder = rec
+        return obs, info
+
+    async def step(self, action: str) -> StepResult:
+        """Take one step on the server; the transition is recorded here too (same id as the server's)."""
+        rec = self._check_can_step()
+        reply = await self._transport.request("step", {"action": action, "request_id": self._request_id()})
+        obs = str(reply["observation"]["text"])
+        reward = float(reply["reward"])
+        terminated = bool(reply["terminated"])
+        truncated = bool(reply["truncated"])
+        info: dict[str, Any] = reply.get("metadata") or {}
+        raw = info.get("provenance")
+        provenance = Provenance.model_validate(raw) if isinstance(raw, dict) else Provenance()
+        if raw is not None:
+            info["provenance"] = provenance
+        transition_id = info.get("transition_id")
+        transition = Transition(
+            id=transition_id if isinstance(transition_id, str) else new_id(),
+            task_id=rec.task.id,
+            episode_id=rec.episode_id,
+            step=rec.steps,
+            environment=rec.task.environment,
+            state=rec.state,
+            action=action,
+            reasoning=str(info.get("reasoning", "")),
+            next_state=obs,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            success=bool(info.get("success", False)),
+            source=_source(info.get("source")),
+            provenance=provenance,
+        )
+        await rec.record(transition)
+        return StepResult(obs, reward, terminated, truncated, info)
+
+    async def state(self) -> SessionState:
+        """The server's view of the session: episode id, step count, task, latest observation, reward."""
+        if self._closed:
+            raise EnvClosedError("this environment is closed")
+        return SessionState.model_validate(await self._transport.request("state", None))
+
+    async def close(self) -> None:
+        """Close the server session and the connection; idempotent, never raises for a lost server."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._transport.session_id is not None:
+                await self._transport.request("close", None)
+        except ServeError as exc:
+            _log.debug("closing the remote session failed", error=type(exc).__name__)
+        except EnvClosedError:
+            pass
+        finally:
+            await self._transport.aclose()
+
+    def sync(self) -> SyncClient:
+        """A blocking façade over this client for non-async code (it runs its own event loop thread).
+
+        Use it on a client that has not been used from async code yet.
+        """
+        from dreamgym_sdk.serve.sync import SyncClient
+
+        return SyncClient(self)
+
+
+def _http_base(url: str) -> str:
+    base = url.rstrip("/").removesuffix("/ws")
+    for scheme, http in (("wss://", "https://"), ("ws://", "http://")):
+        if base.startswith(scheme):
+            base = http + base.removeprefix(scheme)
+    if not base.startswith(("http://", "https://")):
+        raise ValueError(f"url must start with http://, https://, ws:// or wss://, got {url!r}")
+    return base
+
+
+def _task_of(reported: Any, sent: TaskLike | None, environment: str) -> Task:
+    if isinstance(reported, dict):
+        try:
+            return Task.model_validate(reported)
+        except ValueError:
+            pass
+    if isinstance(sent, Task):
+        return sent
+    return Task(instruction=sent or "", environment=environment)
+
+
+def _source(value: Any) -> Source:
+    try:
+        return Source(value)
+    except ValueError:
+        return Source.SYNTHETIC

@@ -1,0 +1,167 @@
+"""The environment server's configuration: one pydantic model, loadable from TOML or YAML.
+
+Every ``dreamgym serve`` flag maps to a field of :class:`ServeConfig` of the same name (``--max-steps``
+is ``max_steps``). A config file holds the fields at the top level or under a ``[serve]`` table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from dreamgym_sdk.errors import ConfigError
+
+__all__ = ["TOKENS_ENV", "ServeConfig", "load_config"]
+
+TOKENS_ENV = "DREAMGYM_SERVE_TOKENS"
+"""Environment variable holding bearer tokens, separated by commas or whitespace."""
+
+
+class ServeConfig(BaseModel):
+    """Everything ``dreamgym serve`` needs; defaults are safe (loopback only, authentication on).
+
+    Tokens are the union of ``tokens``, the lines of ``tokens_file`` and the ``DREAMGYM_SERVE_TOKENS``
+    environment variable (see :meth:`resolved_tokens`). They are secrets: never logged, never echoed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    """Interface to listen on; the default accepts local connections only."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """TCP port; ``0`` picks a free one (read it back from ``EnvServer.url``)."""
+    tokens: tuple[SecretStr, ...] = ()
+    """Bearer tokens accepted by the server (prefer ``tokens_file`` or the environment variable)."""
+    tokens_file: Path | None = None
+    """A file with one bearer token per line (blank lines and ``#`` comments ignored)."""
+    allow_unauthenticated: bool = False
+    """Serve without authentication (all clients share one identity); only for local experiments."""
+
+    model: str = "testing:echo"
+    """Experience model: a provider model string (``openai/gpt-4o-mini``, ``hosted_vllm/...``,
+    ``hf:<path>``) wrapped in the reasoning experience model, or ``testing:echo``, an instant offline
+    model that echoes the action and ends the episode on ``done``."""
+    api_base: str | None = None
+    """Base URL of an OpenAI-compatible server for the experience model's provider."""
+    api_key: SecretStr | None = None
+    """API key of the experience model's provider; when unset the provider reads its usual variable."""
+    max_steps: int = Field(default=30, ge=1)
+    """Episodes are truncated after this many steps."""
+    environment: str = "dream"
+    """Environment name recorded on tasks given as plain instructions and on transitions."""
+
+    max_sessions: int = Field(default=10_000, ge=1)
+    """Open sessions allowed on the server; more are refused with ``capacity_reached`` (503)."""
+    max_sessions_per_token: int | None = Field(default=None, ge=1)
+    """Open sessions one token may hold; more are refused with ``too_many_sessions`` (429)."""
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest HTTP request body or WebSocket message, in bytes; larger ones get 413."""
+    rate_limit: float | None = Field(default=None, gt=0)
+    """Requests (HTTP requests and WebSocket messages) per second allowed per token, on average;
+    ``None`` disables rate limiting."""
+    rate_burst: int | None = Field(default=None, ge=1)
+    """Requests a token may make at once above the average rate; defaults to ``ceil(rate_limit)``."""
+    idle_timeout: float = Field(default=600.0, gt=0)
+    """Seconds without a request after which a session is closed and its environment released."""
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    """On shutdown, seconds in-flight requests get to finish before they are cancelled."""
+    ws_ping_interval: float | None = Field(default=20.0, gt=0)
+    """Seconds between WebSocket keep-alive pings sent by the server; ``None`` disables them."""
+    access_log: bool = False
+    """Log every HTTP request line (uvicorn's access log; it never contains headers)."""
+    log_level: str = "info"
+    """Level of the server's own log records (``debug``, ``info``, ``warning``, ...)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ServeConfig:
+        if self.api_base is not None and not self.api_base.startswith(("http://", "https://")):
+            raise ValueError("api_base must be an http(s) URL")
+        if not self.model.strip():
+            raise ValueError("model must not be empty")
+        return self
+
+    @property
+    def burst(self) -> int:
+        """The effective token-bucket size (``rate_burst``, or ``ceil(rate_limit)``)."""
+        if self.rate_burst is not None:
+            return self.rate_burst
+        return max(1, math.ceil(self.rate_limit or 1))
+
+    def resolved_tokens(self) -> tuple[str, ...]:
+        """Every accepted token in clear text (config, token file and environment), deduplicated.
+
+        Raises:
+            ConfigError: no token is configured and ``allow_unauthenticated`` is off, or the token file
+                cannot be read.
+        """
+        found = [t.get_secret_value().strip() for t in self.tokens]
+        if self.tokens_file is not None:
+            try:
+                lines = self.tokens_file.read_text(encoding="utf-8").splitlines()
+            except OSError as exc:
+                raise ConfigError(f"cannot read tokens_file {str(self.tokens_file)!r}: {exc.strerror}") from exc
+            found += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        found += os.environ.get(TOKENS_ENV, "").replace(",", " ").split()
+        tokens = tuple(dict.fromkeys(t for t in found if t))
+        if not tokens and not self.allow_unauthenticated:
+            raise ConfigError(
+                "no bearer token configured: set DREAMGYM_SERVE_TOKENS, pass --tokens-file or --token, "
+                "or --allow-unauthenticated for a local experiment"
+            )
+        return tokens
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> ServeConfig:
+    """A :class:`ServeConfig` from a TOML or YAML file (optional) with ``overrides`` applied on top.
+
+    ``None`` overrides are ignored, so CLI flags that were not given keep the file's values.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a value is invalid (the message names the
+            field and never contains a secret's value).
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_file(path)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ServeConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid serve configuration: {problems}") from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            from dreamgym_sdk._imports import require
+
+            yaml = require("yaml", extra="serve", feature="YAML config files")
+            raw: Any = yaml.safe_load(text) or {}
+        else:
+            raw = tomllib.loads(text)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the parsers' own error types; report the place, never the text
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        detail = str(exc) if isinstance(exc, tomllib.TOMLDecodeError) else f"{type(exc).__name__}{where}"
+        raise ConfigError(f"cannot parse config file {str(path)!r}: {detail}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a table of settings")
+    table = cast(dict[str, Any], raw)
+    serve = table.get("serve", table)
+    if not isinstance(serve, dict):
+        raise ConfigError(f"config file {str(path)!r}: [serve] must be a table")
+    return dict(cast(dict[str, Any], serve))

@@ -1,0 +1,66 @@
+"""The experience model a server shares between its sessions, built from the configuration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from dreamgym_sdk.experience.base import ExperienceModel, ExperienceOutput, ExperienceRequest, Prediction
+from dreamgym_sdk.serve.config import ServeConfig
+from dreamgym_sdk.types import Provenance, Task
+
+__all__ = ["ECHO_MODEL", "EchoExperienceModel", "open_experience_model"]
+
+ECHO_MODEL = "testing:echo"
+"""The model string of :class:`EchoExperienceModel`."""
+
+
+class EchoExperienceModel:
+    """An instant, offline experience model for smoke tests, demos and benchmarks.
+
+    The next state repeats the action; the action ``done`` ends the episode with success and reward 1.
+    """
+
+    def __init__(self) -> None:
+        self._provenance = Provenance(model=ECHO_MODEL, prompt_version="n/a")
+
+    async def initial_state(self, task: Task) -> str:
+        """``"Task: <instruction>"``."""
+        return f"Task: {task.instruction}"
+
+    async def predict(self, request: ExperienceRequest) -> Prediction:
+        """Echo the action; ``done`` finishes the task."""
+        done = request.action.strip().lower() == "done"
+        output = ExperienceOutput(
+            reasoning="echo model: the action is repeated",
+            next_state=f"You did: {request.action}",
+            reward=1.0 if done else 0.0,
+            done=done,
+            success=done,
+        )
+        return Prediction(output, self._provenance)
+
+
+@asynccontextmanager
+async def open_experience_model(config: ServeConfig) -> AsyncIterator[ExperienceModel]:
+    """The experience model named by ``config.model``, closed (its provider) on exit.
+
+    ``testing:echo`` gives :class:`EchoExperienceModel`; any other string is a provider model string
+    (LiteLLM convention, ``hf:``, ``vllm:``) wrapped in :class:`~dreamgym_sdk.ReasoningExperienceModel`.
+    """
+    if config.model == ECHO_MODEL:
+        yield EchoExperienceModel()
+        return
+    from dreamgym_sdk.experience import ReasoningExperienceModel
+    from dreamgym_sdk.providers import get_provider
+
+    overrides: dict[str, object] = {}
+    if config.api_base is not None:
+        overrides["api_base"] = config.api_base
+    if config.api_key is not None:
+        overrides["api_key"] = config.api_key
+    provider = get_provider(config.model, **overrides)
+    try:
+        yield ReasoningExperienceModel(provider)
+    finally:
+        await provider.aclose()
