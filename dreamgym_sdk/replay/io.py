@@ -8,6 +8,7 @@ Files are read twice (once to validate, once to write) to keep memory bounded; t
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ __all__ = [
     "import_parquet",
     "to_hf_dataset",
 ]
+
+_IN_FLIGHT = 2
 
 Progress = Callable[[int, int], None]
 """Called after each written batch with ``(transitions_done, transitions_total)``."""
@@ -69,18 +72,39 @@ def _iter_jsonl(
 
 async def _write_batches(
     buffer: ReplayBuffer,
-    batches: AsyncIterator[list[Transition]],
+    batches: AsyncIterator[list[Transition]] | AsyncIterator[tuple[list[Transition], Any]],
     total: int,
     progress: Progress | None,
-    add: Callable[[list[Transition]], Any] | None = None,
 ) -> int:
+    """Add the batches with up to two ``add`` calls in flight, so parsing the next batch overlaps the
+    write of the previous one. Items are transition lists, or ``(transitions, vectors)`` pairs.
+
+    A LanceDB buffer runs its maintenance once at the end (``bulk_load``), not during the import.
+    """
     before = await buffer.count()
     done = 0
-    async for batch in batches:
-        await (add(batch) if add is not None else buffer.add(batch))
+    in_flight = anyio.Semaphore(_IN_FLIGHT)
+
+    async def add(batch: list[Transition], vectors: Any) -> None:
+        nonlocal done
+        try:
+            if vectors is None:
+                await buffer.add(batch)
+            else:
+                await buffer.add_with_vectors(batch, vectors)  # type: ignore[attr-defined]
+        finally:
+            in_flight.release()
         done += len(batch)
         if progress is not None:
             progress(done, total)
+
+    bulk_load: Any = getattr(buffer, "bulk_load", None)
+    paused = bulk_load() if bulk_load is not None else contextlib.nullcontext()
+    async with paused, anyio.create_task_group() as tg:
+        async for item in batches:
+            batch, vectors = item if isinstance(item, tuple) else (item, None)
+            await in_flight.acquire()
+            tg.start_soon(add, batch, vectors)
     return await buffer.count() - before
 
 
@@ -283,27 +307,18 @@ async def import_parquet(
         return total
 
     total = await anyio.to_thread.run_sync(validate)
-    vectors_by_id: dict[str, Any] = {}
 
-    async def batches() -> AsyncIterator[list[Transition]]:
+    async def batches() -> AsyncIterator[tuple[list[Transition], Any]]:
         for first, batch in iter_batches():
-            transitions = _rows_to_transitions(
-                batch.drop_columns(_extra(batch)).to_pylist(), first, source, environment
-            )
-            if reuse_vectors:
-                matrix = np.asarray(batch.column("vector").to_pylist(), dtype=np.float32)
-                vectors_by_id.clear()
-                vectors_by_id.update(zip(batch.column("id").to_pylist(), matrix, strict=True))
-            yield transitions
+            rows = batch.drop_columns(_extra(batch)).to_pylist()
+            transitions = _rows_to_transitions(rows, first, source, environment)
+            vectors = None
+            if reuse_vectors:  # one transition per row here, in order
+                vectors = np.asarray(batch.column("vector").to_pylist(), dtype=np.float32)
+            yield transitions, vectors
             await anyio.lowlevel.checkpoint()
 
-    async def add(batch: list[Transition]) -> None:
-        if reuse_vectors:
-            await buffer.add_with_vectors(batch, np.stack([vectors_by_id[t.id] for t in batch]))  # type: ignore[attr-defined]
-        else:
-            await buffer.add(batch)
-
-    added = await _write_batches(buffer, batches(), total, progress, add)
+    added = await _write_batches(buffer, batches(), total, progress)
     return ImportReport(records=file.metadata.num_rows, transitions=total, added=added)
 
 

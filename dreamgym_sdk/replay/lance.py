@@ -7,10 +7,11 @@ of old versions) runs in the background on a schedule. See ``docs/concepts/repla
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ from dreamgym_sdk.replay._arrow import (
     pyarrow,
     transitions_from_arrow,
     transitions_schema,
+    transitions_to_arrow,
     vector_array,
 )
 from dreamgym_sdk.replay._batching import Coalescer
@@ -57,6 +59,8 @@ __all__ = ["LanceDBReplayBuffer", "MaintenanceReport", "stored_embedder"]
 
 _log = get_logger("dreamgym_sdk.replay")
 _IN_CHUNK = 5_000  # ids per `IN (...)` query
+_THREAD_ROWS = 2_000  # batches at least this large are converted to Arrow in a worker thread
+_ARROW_ROWS = 64  # smaller batches are validated row by row and converted by the writer, all at once
 _SCALAR_INDEXES = (
     ("id", "btree"),
     ("task_id", "btree"),
@@ -70,8 +74,11 @@ _SCALAR_INDEXES = (
 @dataclass(frozen=True, slots=True)
 class _WriteJob:
     ids: list[str]
-    data: Any
-    """Arrow table of the rows, vectors included."""
+    data: Any = None
+    """Large adds: an Arrow table of the rows, vectors included."""
+    transitions: list[Transition] | None = None
+    """Small adds: the validated transitions, converted by the writer together with the others."""
+    vectors: NDArray[np.float32] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +166,7 @@ class LanceDBReplayBuffer:
         self._task_group: TaskGroup | None = None
         self._maintenance_lock = anyio.Lock()
         self._maintenance_pending = False
+        self._paused = 0  # bulk_load() blocks in progress
         self._rows = 0
         self._writes_since_maintenance = 0
         self._rows_since_maintenance = 0
@@ -293,7 +301,7 @@ class LanceDBReplayBuffer:
             RecordValidationError: a record is invalid (nothing from this call is written).
             ReplayBufferError: the buffer is not open, or the write failed.
         """
-        batch, data = self._checked(transitions)
+        batch, data = await self._checked(transitions)
         if not batch:
             return
         vectors = await self._embed([embedding_text(t.state, t.action) for t in batch])
@@ -315,7 +323,7 @@ class LanceDBReplayBuffer:
                 f"expected shape {(len(transitions), self.embedder.dim)}, got {matrix.shape}",
                 record="<batch>", field=VECTOR,
             )  # fmt: skip
-        batch, data = self._checked(transitions)
+        batch, data = await self._checked(transitions)
         finite = np.isfinite(matrix).all(axis=1)
         if not finite.all():
             bad = int(np.argmin(finite))
@@ -331,11 +339,18 @@ class LanceDBReplayBuffer:
             matrix, norms = matrix[sorted(first.values())], norms[sorted(first.values())]
         await self._submit(batch, data, matrix / norms)
 
-    def _checked(self, transitions: Sequence[Transition]) -> tuple[list[Transition], Any]:
+    async def _checked(self, transitions: Sequence[Transition]) -> tuple[list[Transition], Any]:
         """Validate a batch (fast, column-wise; the precise check names the culprit) and drop repeated
-        ids; return the kept transitions and their columns without the vector."""
+        ids; return the kept transitions and their columns without the vector. Large batches are
+        converted in a worker thread, so the event loop keeps serving searches meanwhile."""
         self._live_table()
-        table = checked_table(transitions, self._row_schema)
+        if len(transitions) < _ARROW_ROWS:  # fixed Arrow costs dominate: check in Python, convert later
+            validate_transitions(transitions)
+            return dedupe_by_id(transitions), None
+        if len(transitions) >= _THREAD_ROWS:
+            table = await anyio.to_thread.run_sync(checked_table, transitions, self._row_schema)
+        else:
+            table = checked_table(transitions, self._row_schema)
         if table is None:
             validate_transitions(transitions)  # raises RecordValidationError naming record and field
             raise RecordValidationError("a value cannot be stored", record="<batch>", field="<unknown>")
@@ -345,17 +360,28 @@ class LanceDBReplayBuffer:
         return batch, table
 
     async def _submit(self, batch: list[Transition], data: Any, vectors: NDArray[np.float32]) -> None:
+        ids = [t.id for t in batch]
+        if data is None:
+            await self._writer.submit(_WriteJob(ids, transitions=batch, vectors=vectors))
+            return
         data = data.append_column(self._schema.field(VECTOR), vector_array(vectors, self.embedder.dim))
-        await self._writer.submit(_WriteJob([t.id for t in batch], data))
+        await self._writer.submit(_WriteJob(ids, data=data))
 
     async def _write(self, jobs: list[_WriteJob]) -> list[None]:
         """The writer task's batch: drop ids already stored, then append everything in one write."""
         pa_ = pyarrow()
         table = self._live_table()
-        ids = [i for job in jobs for i in job.ids]
-        data = jobs[0].data if len(jobs) == 1 else pa_.concat_tables([job.data for job in jobs])
+        small = [job for job in jobs if job.transitions is not None]
+        large = [job for job in jobs if job.transitions is None]
+        tables = [job.data for job in large]
+        if small:
+            rows = [t for job in small for t in job.transitions or ()]
+            vectors = np.concatenate([job.vectors for job in small if job.vectors is not None])
+            tables.insert(0, transitions_to_arrow(rows, vectors, self._schema))
+        ids = [i for job in (*small, *large) for i in job.ids]
+        data = tables[0] if len(tables) == 1 else pa_.concat_tables(tables)
         keep = np.ones(len(ids), dtype=bool)
-        if len(jobs) > 1:  # the same id from two concurrent adds: the first wins
+        if len(jobs) > 1:  # the same id from two concurrent adds: one wins
             seen: set[str] = set()
             for row, i in enumerate(ids):
                 keep[row] = i not in seen
@@ -463,11 +489,13 @@ class LanceDBReplayBuffer:
         task_id: str | None = None,
         source: Source | None = Source.REAL,
         exact: bool = False,
+        nprobes: int | None = None,
     ) -> list[SearchHit]:
         """Like :meth:`search`, for a query vector from this buffer's embedder.
 
         Args:
             exact: bypass the ANN index (exact brute-force search, for recall measurements).
+            nprobes: IVF partitions to search, overriding ``config.nprobes`` (recall versus latency).
         """
         if k < 1:
             raise ValueError("k must be at least 1")
@@ -482,11 +510,16 @@ class LanceDBReplayBuffer:
         where = sql_filter(environment=environment, task_id=task_id, source=source)
         if where is not None:
             query = query.where(where)
+        indexed = self._vector_indexed_rows is not None and not exact
         if exact:
             query = query.bypass_vector_index()
-        elif self._vector_indexed_rows is not None:
-            query = query.minimum_nprobes(self.config.nprobes).maximum_nprobes(0)
+        elif indexed:
+            query = query.nprobes(nprobes or self.config.nprobes)
         result = await query.to_arrow()
+        if indexed and where is not None and result.num_rows < k:
+            # A selective filter can leave fewer than k matches in the probed partitions: search the
+            # matching rows exactly instead (cheap, since they are few).
+            result = await query.bypass_vector_index().to_arrow()
         distances = result.column("_distance").to_pylist()
         return [
             SearchHit(t, 1.0 - float(d))
@@ -665,7 +698,26 @@ class LanceDBReplayBuffer:
         index up to date and prune versions older than ``prune_older_than_s``."""
         return await self._maintain()
 
+    @contextlib.asynccontextmanager
+    async def bulk_load(self) -> AsyncGenerator[None]:
+        """Pause background maintenance (compaction, index builds) for a bulk load; run it once after.
+
+        Rebuilding the index and compacting while a million rows stream in costs more than doing it once
+        at the end. The import functions use this. Searches during the block stay correct (new rows are
+        searched exactly until the index covers them).
+        """
+        self._live_table()
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+        if not self._paused and not self._closed:
+            await self._maintain()
+
     def _schedule_maintenance(self) -> None:
+        if self._paused:
+            return
         cfg = self.config
         due = (
             self._writes_since_maintenance >= cfg.optimize_every_writes
@@ -683,6 +735,7 @@ class LanceDBReplayBuffer:
             _log.warning("replay maintenance failed", error=str(exc))
         finally:
             self._maintenance_pending = False
+        self._paused = 0  # bulk_load() blocks in progress
 
     async def _maintain(self) -> MaintenanceReport:
         table = self._live_table()

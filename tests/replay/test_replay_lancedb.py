@@ -272,3 +272,15 @@ async def test_re_adding_stays_idempotent_across_reopen_and_maintenance(
         assert await buffer.count() == 30
         ids = [t.id async for batch in buffer.scan() for t in batch]
         assert sorted(ids) == sorted(t.id for t in data)
+
+
+async def test_bulk_load_defers_maintenance_to_its_end(make_lance: LanceFactory) -> None:
+    async with make_lance(index_threshold=100, optimize_every_writes=1) as buffer:
+        async with buffer.bulk_load():
+            for start in range(0, 300, 50):
+                await buffer.add([transition(i) for i in range(start, start + 50)])
+            assert not buffer.vector_indexed
+            assert len(await buffer.table.list_versions()) > 6  # nothing compacted or pruned yet
+        assert buffer.vector_indexed
+        t = transition(123)
+        assert (await buffer.search(t.state, t.action, k=1))[0].transition == t
