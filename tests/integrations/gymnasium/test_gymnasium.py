@@ -28,9 +28,10 @@ from dreamgym_sdk.testing import FunctionExperienceModel, ScriptedPolicy, check_
 
 gymnasium = pytest.importorskip("gymnasium")
 
-from dreamgym_sdk.integrations.gymnasium import EnvToGymnasium, GymnasiumToEnv  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env  # noqa: E402
+
+from dreamgym_sdk.integrations.gymnasium import EnvToGymnasium, GymnasiumToEnv  # noqa: E402
 
 KITCHEN = "fridge: closed; apple: in hand"
 
@@ -62,7 +63,9 @@ def make_dream_env(max_steps: int = 5) -> DreamEnv:
 def kitchen_id() -> Iterator[str]:
     env_id = "dreamgym-test/Kitchen-v0"
     gymnasium.register(
-        env_id, entry_point=EnvToGymnasium, kwargs={"env": make_dream_env, "task": "store the apple"}
+        env_id,
+        entry_point="dreamgym_sdk.integrations.gymnasium:EnvToGymnasium",
+        kwargs={"env": make_dream_env, "task": "store the apple"},
     )
     yield env_id
     del gymnasium.registry[env_id]
