@@ -6,18 +6,15 @@ about 20 s on two cores, most of it generating the games, which are cached for t
 It writes ``OUT_DIR/real.jsonl`` (one transition per line, ``source="real"``) and prints a summary.
 """
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 import anyio
-from dreamgym_sdk.integrations.textworld import AbstractState, CookingSpec, TextWorldEnv, generate_games
 
 from dreamgym_sdk.collect import ExpertPolicy, JsonlSink, MixturePolicy, RandomAdmissiblePolicy, collect
+from dreamgym_sdk.integrations.textworld import AbstractState, CookingSpec, TextWorldEnv, generate_games
 
 
 async def main(out_dir: Path) -> None:

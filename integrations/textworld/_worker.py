@@ -1,3 +1,5 @@
+# pyright: reportMissingTypeStubs=false, reportUnknownMemberType=false
+# (this worker talks to textworld directly, which ships no type information)
 """Worker process of :func:`~dreamgym_sdk.integrations.textworld.generate_games`.
 
 TextWorld iterates over sets of strings while it generates a game, so its output depends on Python's
@@ -16,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Any, cast
 
 from .games import (
     CookingSpec,
@@ -62,7 +65,7 @@ def generate_one(spec: CookingSpec | CustomSpec, out_dir: str, seed: int) -> Non
             game = make_game(options)
     except QuestGenerationError as exc:
         raise ValueError(f"TextWorld cannot make a game for {spec!r} with seed {seed}: {exc}") from exc
-    game.metadata.update(dreamgym_metadata(spec, seed))
+    cast(dict[str, Any], game.metadata).update(dreamgym_metadata(spec, seed))
 
     stem = spec.file_stem(seed)
     tmp = tempfile.mkdtemp(prefix=".tmp-", dir=out_dir)

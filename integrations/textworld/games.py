@@ -62,9 +62,9 @@ class CookingSpec(_Spec):
     kind: Literal["cooking"] = "cooking"
     split: Split | None = "train"
     """Food split the game is drawn from; ``None`` draws from all foods."""
-    recipe: int = Field(1, ge=1, le=5)
+    recipe: int = Field(default=1, ge=1, le=5)
     """Number of ingredients in the recipe."""
-    take: int = Field(1, ge=0, le=5)
+    take: int = Field(default=1, ge=0, le=5)
     """Number of ingredients to find in the world (the others start in the inventory)."""
     go: Literal[1, 6, 9, 12] = 1
     """Number of rooms."""
@@ -76,7 +76,7 @@ class CookingSpec(_Spec):
     """Some ingredients must be cut (sliced, chopped or diced)."""
     drop: bool = False
     """The inventory has limited capacity."""
-    recipe_seed: int = Field(0, ge=0)
+    recipe_seed: int = Field(default=0, ge=0)
     """Seed of the recipe shuffling (needs ``take`` > 0 when positive)."""
 
     @model_validator(mode="after")
@@ -111,13 +111,13 @@ class CustomSpec(_Spec):
     quest of a given length."""
 
     kind: Literal["custom"] = "custom"
-    world_size: int = Field(1, ge=1)
+    world_size: int = Field(default=1, ge=1)
     """Number of rooms."""
-    nb_objects: int = Field(4, ge=0)
+    nb_objects: int = Field(default=4, ge=0)
     """Minimum number of objects in the world."""
-    quest_length: int = Field(2, ge=1)
+    quest_length: int = Field(default=2, ge=1)
     """Number of actions the quest needs."""
-    quest_breadth: int = Field(1, ge=1)
+    quest_breadth: int = Field(default=1, ge=1)
     """Number of sub-quests (1 means a linear quest)."""
     theme: str = "house"
     """Text grammar theme."""
@@ -182,7 +182,8 @@ class GameInfo(BaseModel):
         if max_score is None:
             max_score = sum(quest.get("reward", 0) for quest in data.get("quests", []))
         spec = _SpecHolder.model_validate({"spec": ours["spec"]}).spec if "spec" in ours else None
-        split = ours.get("split") or (metadata.get("settings") or {}).get("split")
+        settings: dict[str, Any] = metadata.get("settings") or {}
+        split = ours.get("split") or settings.get("split")
         return cls(
             id=f"tw-{_file_digest(game_file)[:16]}",
             path=game_file.resolve(),

@@ -1,9 +1,6 @@
 """TextWorld games for the collector tests: the same session cache as tests/integrations/textworld, so
 a full run generates them once."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import functools
@@ -11,6 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+
 from dreamgym_sdk.integrations.textworld import CookingSpec, GameInfo, generate_games, is_textworld_available
 
 

@@ -1,15 +1,11 @@
 """``dreamgym collect textworld``."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 import typer
-from dreamgym_sdk.integrations.textworld import GameInfo
 from typer.testing import CliRunner
 
 from dreamgym_sdk.cli.collect import app, build_policy, parse_policy_mix
@@ -21,6 +17,7 @@ from dreamgym_sdk.collect import (
     RandomAdmissiblePolicy,
     read_jsonl,
 )
+from dreamgym_sdk.integrations.textworld import GameInfo
 
 runner = CliRunner()
 

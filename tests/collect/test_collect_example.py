@@ -1,17 +1,13 @@
 """examples/textworld_collect.py runs as documented."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
 
-from dreamgym_sdk.integrations.textworld import GameInfo
-
 from dreamgym_sdk.collect import read_jsonl
+from dreamgym_sdk.integrations.textworld import GameInfo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "textworld_collect.py"
 

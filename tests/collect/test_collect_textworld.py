@@ -1,16 +1,12 @@
 """Collecting real TextWorld transitions into a JSON-lines file."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 from pathlib import Path
 
-from dreamgym_sdk.integrations.textworld import AbstractState, GameInfo, TextWorldEnv
-
 from dreamgym_sdk import Source
 from dreamgym_sdk.collect import ExpertPolicy, JsonlSink, MixturePolicy, RandomAdmissiblePolicy, collect
+from dreamgym_sdk.integrations.textworld import AbstractState, GameInfo, TextWorldEnv
 
 
 async def test_expert_collection_wins_every_game(tw_games: list[GameInfo], tmp_path: Path) -> None:

@@ -1,8 +1,5 @@
 """Games shared by the TextWorld tests: generated once per session (a few seconds), then cached."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import functools
@@ -10,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+
 from dreamgym_sdk.integrations.textworld import (
     CookingSpec,
     CustomSpec,

@@ -1,8 +1,5 @@
 """TextWorldEnv: the Env protocol, rewards, termination, truncation, observations and info."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import sys
@@ -10,6 +7,8 @@ from functools import partial
 
 import anyio
 import pytest
+
+from dreamgym_sdk import EnvClosedError, EpisodeFinishedError, MissingExtraError, ResetNeededError, Task
 from dreamgym_sdk.integrations.textworld import (
     AbstractState,
     GameInfo,
@@ -18,8 +17,6 @@ from dreamgym_sdk.integrations.textworld import (
     TextWorldStateMapper,
 )
 from dreamgym_sdk.integrations.textworld import env as env_module
-
-from dreamgym_sdk import EnvClosedError, EpisodeFinishedError, MissingExtraError, ResetNeededError, Task
 from dreamgym_sdk.testing import check_env
 
 

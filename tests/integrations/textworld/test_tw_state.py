@@ -1,16 +1,13 @@
 """The abstract-state mapper and its text format (pure: no TextWorld needed)."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
-from dreamgym_sdk.integrations.textworld import AbstractState, Entity, Exit, Fact, TextWorldStateMapper
-from dreamgym_sdk.integrations.textworld._text import clean_feedback
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dreamgym_sdk.experience.mappers import StateMapper
+from dreamgym_sdk.integrations.textworld import AbstractState, Entity, Exit, Fact, TextWorldStateMapper
+from dreamgym_sdk.integrations.textworld._text import clean_feedback
 
 
 def fact(text: str) -> Fact:
