@@ -50,8 +50,9 @@ def test_public_surface_is_pinned() -> None:
 
 def test_core_import_stays_light() -> None:
     heavy = ["torch", "transformers", "trl", "lancedb", "litellm", "ray", "vllm", "textworld", "pyarrow"]
-    modules = (
-        "dreamgym_sdk, dreamgym_sdk.testing, dreamgym_sdk.cli, dreamgym_sdk.curriculum, dreamgym_sdk.replay"
+    modules = ", ".join(
+        f"dreamgym_sdk.{m}"
+        for m in ("testing", "cli", "curriculum", "replay", "policies", "training", "collect")
     )
     code = f"import {modules}, sys; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
