@@ -16,12 +16,13 @@ from dreamgym_sdk.types import Episode
 
 pytest.importorskip("langgraph")
 
-from dreamgym_sdk.integrations.langgraph import EpisodeTools, run_agent_episode
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+
+from dreamgym_sdk.integrations.langgraph import EpisodeTools, run_agent_episode
 
 KITCHEN = "fridge: closed; apple: in hand"
 

@@ -9,6 +9,9 @@ from typing import Any
 
 import anyio
 import pytest
+from openenv_echo_server import EchoAction, EchoEnvironment, echo_server
+
+from dreamgym_sdk import EnvClosedError, EpisodeFinishedError, ResetNeededError, RolloutRunner, Task
 from dreamgym_sdk.integrations.openenv import (
     OpenEnvEnv,
     OpenEnvError,
@@ -16,9 +19,6 @@ from dreamgym_sdk.integrations.openenv import (
     render_observation,
     text_field_action,
 )
-from openenv_echo_server import EchoAction, EchoEnvironment, echo_server
-
-from dreamgym_sdk import EnvClosedError, EpisodeFinishedError, ResetNeededError, RolloutRunner, Task
 from dreamgym_sdk.testing import ScriptedPolicy, check_env
 
 READY = "echoed_message: Echo environment ready!\nmessage_length: 0"

@@ -11,9 +11,9 @@ from typing import Any
 
 import anyio
 import pytest
-from dreamgym_sdk.integrations.ray import RayConfig, RayRollouts
 
 from dreamgym_sdk import DreamEnv, EpisodeCompleted, EventBus, ExperienceRequest, Task
+from dreamgym_sdk.integrations.ray import RayConfig, RayRollouts
 from dreamgym_sdk.testing import FunctionExperienceModel, FunctionPolicy, ScriptedPolicy
 from dreamgym_sdk.types import Episode
 

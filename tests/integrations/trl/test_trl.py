@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dreamgym_sdk.integrations.trl import ToolEnvironment, TRLEnvironmentFactory
 
 from dreamgym_sdk import DreamEnv, EpisodeFinishedError, ExperienceRequest, Task
+from dreamgym_sdk.integrations.trl import ToolEnvironment, TRLEnvironmentFactory
 from dreamgym_sdk.testing import FunctionExperienceModel
 from dreamgym_sdk.types import Episode
 
