@@ -15,6 +15,7 @@ from dreamgym_sdk.types import Transition
 
 __all__ = [
     "EMBEDDER_KEY",
+    "RECORD",
     "SCHEMA_VERSION",
     "SCHEMA_VERSION_KEY",
     "VECTOR",
@@ -27,10 +28,13 @@ __all__ = [
 
 VECTOR = "vector"
 """Name of the embedding column."""
+RECORD = "record"
+"""Name of the column holding each transition as JSON: point reads (search hits, ``get``) fetch this one
+column instead of twenty-two, which is several times faster on a large table."""
 EMBEDDER_KEY = b"dreamgym.embedder"
 """Schema metadata key holding the name of the embedder that made the vectors."""
 SCHEMA_VERSION_KEY = b"dreamgym.schema_version"
-SCHEMA_VERSION = b"1"
+SCHEMA_VERSION = b"2"
 
 
 def pyarrow() -> Any:
@@ -67,6 +71,7 @@ def transitions_schema(dim: int | None, embedder: str | None = None) -> Any:
         pa_.field("provenance_cached", pa_.bool_()),
         pa_.field("content_hash", pa_.string(), nullable=False),
         pa_.field("added_at", pa_.float64(), nullable=False),
+        pa_.field(RECORD, pa_.string(), nullable=False),
     ]
     if dim is not None:
         fields.append(pa_.field(VECTOR, pa_.list_(pa_.float32(), dim), nullable=False))
@@ -109,6 +114,8 @@ def transitions_to_arrow(
         "content_hash": [content_hash(t) for t in ts],
         "added_at": [time.time()] * len(ts),
     }
+    if schema.get_field_index(RECORD) >= 0:
+        columns[RECORD] = [t.model_dump_json() for t in ts]
     arrays: list[Any] = [pa_.array(columns[f.name], type=f.type) for f in schema if f.name != VECTOR]
     if schema.get_field_index(VECTOR) >= 0:
         if vectors is None:
@@ -158,8 +165,12 @@ def checked_table(transitions: Sequence[Transition], schema: Any) -> Any:
 
 
 def transitions_from_arrow(table: Any) -> list[Transition]:
-    """Rebuild the transitions of a table or batch holding :data:`TRANSITION_COLUMNS`."""
+    """Rebuild the transitions of a table or batch holding the :data:`RECORD` column or all of
+    :data:`TRANSITION_COLUMNS`."""
     present: list[str] = table.schema.names
+    if RECORD in present:
+        records: list[str] = table.column(RECORD).to_pylist()
+        return [Transition.model_validate_json(r) for r in records]
     names = [n for n in TRANSITION_COLUMNS if n in present]
     if len(names) != len(TRANSITION_COLUMNS):
         missing = sorted(set(TRANSITION_COLUMNS) - set(names))

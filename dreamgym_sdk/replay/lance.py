@@ -29,6 +29,7 @@ from dreamgym_sdk.errors import ConfigError, RecordValidationError, ReplayBuffer
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.replay._arrow import (
     EMBEDDER_KEY,
+    RECORD,
     VECTOR,
     checked_table,
     pyarrow,
@@ -162,6 +163,7 @@ class LanceDBReplayBuffer:
         self._table: Any = None
         self._schema: Any = None
         self._row_schema: Any = None  # the schema without the vector column
+        self._point_columns: list[str] = [RECORD]  # what search and get read (older tables: every column)
         self._ids: IdFilter | None = None
         self._task_group: TaskGroup | None = None
         self._maintenance_lock = anyio.Lock()
@@ -251,6 +253,8 @@ class LanceDBReplayBuffer:
         self._table = table
         self._schema = await table.schema()
         pa_ = pyarrow()
+        names: list[str] = self._schema.names
+        self._point_columns = [RECORD] if RECORD in names else list(TRANSITION_COLUMNS)
         self._row_schema = pa_.schema(
             [f for f in self._schema if f.name != VECTOR], metadata=self._schema.metadata
         )
@@ -505,7 +509,7 @@ class LanceDBReplayBuffer:
             .nearest_to(np.asarray(vector, dtype=np.float32))
             .distance_type("cosine")
             .limit(k)
-            .select([*TRANSITION_COLUMNS, "_distance"])
+            .select([*self._point_columns, "_distance"])
         )
         where = sql_filter(environment=environment, task_id=task_id, source=source)
         if where is not None:
@@ -533,9 +537,7 @@ class LanceDBReplayBuffer:
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), _IN_CHUNK):
             chunk = unique[start : start + _IN_CHUNK]
-            result = (
-                await table.query().where(sql_in("id", chunk)).select(list(TRANSITION_COLUMNS)).to_arrow()
-            )
+            result = await table.query().where(sql_in("id", chunk)).select(self._point_columns).to_arrow()
             by_id.update((t.id, t) for t in transitions_from_arrow(result))
         return [by_id[i] for i in ids if i in by_id]
 
