@@ -14,9 +14,9 @@ async with RayRollouts(env_factory, policy=policy, bus=bus, config=RayConfig(num
 
 from .config import RayConfig
 from .rollouts import RayRollouts, RolloutStats
-from .worker import RolloutWorker
+from .worker import EnvContext, RolloutWorker
 
-__all__ = ["RayConfig", "RayRollouts", "RolloutStats", "RolloutWorker", "is_ray_available"]
+__all__ = ["EnvContext", "RayConfig", "RayRollouts", "RolloutStats", "RolloutWorker", "is_ray_available"]
 
 
 def is_ray_available() -> bool:

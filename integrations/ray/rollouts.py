@@ -19,7 +19,7 @@ from dreamgym_sdk.rollout import EnvFactory
 from dreamgym_sdk.types import Episode, Task
 
 from .config import RayConfig
-from .worker import RolloutWorker
+from .worker import EnvContext, RolloutWorker
 
 __all__ = ["RayRollouts", "RolloutStats"]
 
@@ -68,8 +68,21 @@ class RayRollouts:
     ``env_factory``, ``policy`` and ``policy_factory`` are pickled to the workers with cloudpickle: define
     them in an importable module (or register yours with ``ray.cloudpickle.register_pickle_by_value``).
 
+    **Long-lived components per worker.** ``env_context`` replaces ``env_factory`` when the envs share
+    components that must be opened and closed (an experience model's provider, a replay buffer on object
+    storage): an async context manager factory, entered once in each worker, yielding the env factory::
+
+        @asynccontextmanager
+        async def dream_envs():
+            async with LanceDBReplayBuffer(ReplayConfig(uri="s3://bucket/replay")) as replay:
+                model = ReasoningExperienceModel(get_provider("openai/exp", api_base=VLLM), retriever=replay)
+                yield lambda group: DreamEnv(model, max_steps=30)
+
+    Leaving :class:`RayRollouts` leaves every worker's context before the workers are killed.
+
     Args:
         env_factory: ``factory(group_index) -> Env`` (sync or async), called in the workers.
+        env_context: alternatively, makes (in each worker) the async context yielding the env factory.
         policy: a picklable policy, copied to every worker.
         policy_factory: alternatively, called once in each worker to build its policy.
         bus: the driver's bus; ``None`` just returns the episodes.
@@ -79,8 +92,9 @@ class RayRollouts:
 
     def __init__(
         self,
-        env_factory: EnvFactory,
+        env_factory: EnvFactory | None = None,
         *,
+        env_context: EnvContext | None = None,
         policy: Policy | None = None,
         policy_factory: Callable[[], Policy] | None = None,
         bus: EventBus | None = None,
@@ -89,7 +103,10 @@ class RayRollouts:
     ) -> None:
         if (policy is None) == (policy_factory is None):
             raise ValueError("pass exactly one of policy= or policy_factory=")
+        if (env_factory is None) == (env_context is None):
+            raise ValueError("pass exactly one of env_factory or env_context=")
         self.env_factory = env_factory
+        self.env_context = env_context
         self.policy = policy
         self.policy_factory = policy_factory
         self.bus = bus
@@ -199,12 +216,12 @@ class RayRollouts:
             runtime_env=cfg.runtime_env,
         )
         workers = [
-            actor.remote(self.env_factory, self.policy, self.policy_factory, self.max_steps)
+            actor.remote(self.env_factory, self.env_context, self.policy, self.policy_factory, self.max_steps)
             for _ in range(cfg.num_workers)
         ]
         self._workers, self._load = workers, [0] * len(workers)
-        for worker in workers:  # surfaces constructor errors (e.g. an unpicklable policy) here
-            await worker.ready.remote()
+        for worker in workers:  # enters env contexts; surfaces constructor errors (an unpicklable policy)
+            await worker.start.remote()
         log.info("ray rollout workers started", workers=len(workers))
 
     async def _stop(self) -> None:
@@ -213,6 +230,11 @@ class RayRollouts:
         if ray is None:
             return
         for worker in workers:
+            if self.env_context is not None:
+                try:
+                    await worker.stop.remote()  # releases the worker's components
+                except Exception as exc:  # a dead worker has nothing left to release
+                    log.warning("ray rollout worker did not stop cleanly", error=repr(exc))
             ray.kill(worker)
         if self._started_ray:
             self._started_ray = False

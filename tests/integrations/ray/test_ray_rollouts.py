@@ -5,8 +5,13 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -109,5 +114,34 @@ async def test_policy_factory_runs_in_the_workers_and_errors_propagate() -> None
 
 
 def test_exactly_one_of_policy_or_factory() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="exactly one of policy"):
         RayRollouts(dream_env)
+    with pytest.raises(ValueError, match="exactly one of env_factory"):
+        RayRollouts(policy=POLICY)
+
+
+async def _log_line(log: Path, line: str) -> None:
+    async with await anyio.open_file(log, "a") as f:
+        await f.write(line + "\n")
+
+
+@asynccontextmanager
+async def logged_dream_envs(log: Path) -> AsyncIterator[Callable[[int], DreamEnv]]:
+    """A worker context owning a task group (to be left in the task that entered it) and one model."""
+    async with anyio.create_task_group():
+        await _log_line(log, f"enter {os.getpid()}")
+        model = FunctionExperienceModel(kitchen, initial_state="fridge: closed")
+        yield lambda group: DreamEnv(model, max_steps=5)
+        await _log_line(log, f"exit {os.getpid()}")
+
+
+async def test_env_context_is_entered_and_left_once_per_worker(tmp_path: Path) -> None:
+    log = tmp_path / "contexts.log"
+    context = functools.partial(logged_dream_envs, log)
+    async with RayRollouts(env_context=context, policy=POLICY, config=RayConfig(num_workers=2)) as rollouts:
+        episodes = await rollouts.run(TASKS, group_size=2)
+        assert all(e.success for e in episodes) and len(episodes) == 6
+    lines = log.read_text().split()
+    entered = {pid for kind, pid in zip(lines[::2], lines[1::2], strict=True) if kind == "enter"}
+    left = {pid for kind, pid in zip(lines[::2], lines[1::2], strict=True) if kind == "exit"}
+    assert len(entered) == 2 and left == entered
