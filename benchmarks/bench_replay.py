@@ -11,7 +11,7 @@ Prints one JSON object:
 - ``search``: top-4 latency p50/p99 (ms) of the default, real-only ``search_vector`` with the index, one
   query at a time, and recall@4 against exact brute-force search of the same queries in the same run,
   for several ``nprobes`` (interleaved). Targets: p50 <= 10 ms, recall@4 >= 0.95. Also queries/s with
-  16 concurrent searches.
+  16 concurrent searches (the buffer batches them into multi-vector queries).
 - ``sink``: 200 concurrent writers each adding 4 rows 10 times (an RL run's write pattern): rows/s, add
   latency and how many table versions the 2,000 adds made (write coalescing).
 - ``embedder``: sentences/s of the default embedder (all-MiniLM-L6-v2 on CPU) on state-like texts, and of
@@ -145,7 +145,9 @@ async def ingest(buffer: LanceDBReplayBuffer, data: Data, rows: int, batch: int)
     }
 
 
-async def search(buffer: LanceDBReplayBuffer, queries: NDArray[np.float32], sweep: list[int]) -> dict[str, Any]:
+async def search(
+    buffer: LanceDBReplayBuffer, queries: NDArray[np.float32], sweep: list[int]
+) -> dict[str, Any]:
     exact_latencies: list[float] = []
     truths: list[set[str]] = []
     for q in queries:
@@ -245,7 +247,10 @@ async def embedder_throughput(n: int) -> dict[str, Any]:
         f"action: {' '.join(rng.choice(words, 3))}\nstate: {' '.join(rng.choice(words, int(rng.integers(20, 60))))}"
         for _ in range(n)
     ]
-    out: dict[str, Any] = {"texts": n, "mean_words": round(statistics.fmean(len(t.split()) for t in texts), 1)}
+    out: dict[str, Any] = {
+        "texts": n,
+        "mean_words": round(statistics.fmean(len(t.split()) for t in texts), 1),
+    }
     minilm = TransformerEmbedder()
     await minilm.embed(texts[:8])  # load the model
     t0 = time.perf_counter()
@@ -261,6 +266,8 @@ async def embedder_throughput(n: int) -> dict[str, Any]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     data = Data(seed=0, uniform=args.uniform)
     result: dict[str, Any] = {
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
         "rows": args.rows,
         "dim": DIM,
         "vectors": "uniform random" if args.uniform else f"clustered ({TOPICS} topics)",
@@ -275,6 +282,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             result["sink"] = await sink(buffer, data)
     if not args.no_embedder:
         result["embedder"] = await embedder_throughput(args.sentences)
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
 
 

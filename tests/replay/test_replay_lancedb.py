@@ -284,3 +284,44 @@ async def test_bulk_load_defers_maintenance_to_its_end(make_lance: LanceFactory)
         assert buffer.vector_indexed
         t = transition(123)
         assert (await buffer.search(t.state, t.action, k=1))[0].transition == t
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+async def test_concurrent_searches_are_batched_and_each_gets_its_own_answer(
+    make_lance: LanceFactory, indexed: bool
+) -> None:
+    data = [
+        transition(
+            i,
+            environment=("kitchen", "garden", "attic")[i % 3],
+            source=(Source.REAL, Source.SYNTHETIC)[i % 2],
+        )
+        for i in range(300)
+    ]
+    async with make_lance(index_threshold=100 if indexed else 10**6, index_rows_per_partition=20) as buffer:
+        await buffer.add(data)
+        if indexed:
+            await buffer.compact()
+            assert buffer.vector_indexed
+        queries = [
+            (t, env, src) for t in data[:40] for env, src in ((None, None), (t.environment, Source.REAL))
+        ]
+        expected = [
+            await buffer.search(t.state, t.action, k=3, environment=env, source=src)
+            for t, env, src in queries
+        ]
+        batches_before = buffer._searcher.batches  # pyright: ignore[reportPrivateUsage]
+        got: dict[int, list[str]] = {}
+
+        async def one(i: int) -> None:
+            t, env, src = queries[i]
+            got[i] = [
+                h.transition.id
+                for h in await buffer.search(t.state, t.action, k=3, environment=env, source=src)
+            ]
+
+        async with anyio.create_task_group() as tg:
+            for i in range(len(queries)):
+                tg.start_soon(one, i)
+        assert [got[i] for i in range(len(queries))] == [[h.transition.id for h in e] for e in expected]
+        assert buffer._searcher.batches - batches_before < len(queries) / 4  # pyright: ignore[reportPrivateUsage]
