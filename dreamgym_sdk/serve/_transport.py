@@ -8,9 +8,10 @@ executing it twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiohttp
 import anyio
@@ -198,10 +199,8 @@ class HttpTransport:
         if kind == "close":
             if self.session_id is not None:
                 sid, self.session_id = self.session_id, None
-                try:
+                with contextlib.suppress(*_GONE):
                     await self._call("DELETE", f"/sessions/{sid}", None)
-                except _GONE:
-                    pass
             return {}
         for _ in range(2):  # a reset whose session is gone opens a new one, once
             if self.session_id is None:
@@ -243,9 +242,12 @@ class HttpTransport:
                 parsed: Any = json.loads(text)
             except ValueError:
                 raise ServeError(f"the server answered HTTP {status} without JSON", status=status) from None
+            if not isinstance(parsed, dict):
+                raise ServeError(f"the server answered HTTP {status} with a malformed body", status=status)
+            body = cast(dict[str, Any], parsed)
             if status >= 400:
-                _raise_for(parsed.get("error") if isinstance(parsed, dict) else None)
-            return parsed
+                _raise_for(body.get("error"))
+            return body
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:

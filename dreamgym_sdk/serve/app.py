@@ -2,25 +2,22 @@
 
 Every failure becomes a 4xx (or, for a fault of the served environment, a 5xx) with the body
 ``{"error": {"type", "code", "status", "message"}}``; nothing reaches the client as a traceback, and no
-message contains a token. FastAPI is imported only when the app is built.
+message contains a token. This module imports FastAPI (the ``serve`` extra); the server imports it lazily.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the route annotations at runtime, and
+# some of them (the ``identity`` dependency) are local to create_app.
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Annotated, Any, cast
 
-from dreamgym_sdk._imports import require
-
-require("fastapi", extra="serve", feature="dreamgym serve")
-
-from fastapi import Depends, FastAPI, Request, Response, WebSocket  # noqa: E402
-from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
-from pydantic import ValidationError  # noqa: E402
-from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
-from starlette.websockets import WebSocketDisconnect  # noqa: E402
+from fastapi import Depends, FastAPI, Request, Response, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
 
 from dreamgym_sdk._version import __version__
 from dreamgym_sdk.logging import get_logger
@@ -40,9 +37,6 @@ from dreamgym_sdk.serve.protocol import (
 )
 from dreamgym_sdk.serve.service import EnvService
 from dreamgym_sdk.serve.sessions import Session
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["AppState", "create_app"]
 
@@ -111,7 +105,11 @@ def create_app(state: AppState) -> FastAPI:
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(WireError("invalid_json", "the request body is not valid JSON"))
         details = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))[:200], "type": e.get("type")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", ""))[:200],
+                "type": e.get("type"),
+            }
             for e in errors[:20]
         ]
         return error_response(WireError("validation_error", _summary(details), details=details))
@@ -131,9 +129,7 @@ def create_app(state: AppState) -> FastAPI:
             {"error": service.error(WireError("internal_error", "unexpected server error"))}, status_code=500
         )
 
-    def identity(
-        request: Request, _: HTTPAuthorizationCredentials | None = Depends(bearer)
-    ) -> str:
+    def identity(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
         who = auth.identify(request.headers.get("authorization"))
         if who is None:
             raise WireError("unauthorized", "a valid bearer token is required")
@@ -144,6 +140,7 @@ def create_app(state: AppState) -> FastAPI:
 
     async def run_op(op: Any) -> Response:
         scope = service.begin()
+        reply: Any = None
         try:
             with scope:
                 reply = await op
@@ -153,7 +150,9 @@ def create_app(state: AppState) -> FastAPI:
         finally:
             service.end(scope)
 
-    @app.get("/health", response_model=HealthResponse, tags=["server"], responses={503: {"model": HealthResponse}})
+    @app.get(
+        "/health", response_model=HealthResponse, tags=["server"], responses={503: {"model": HealthResponse}}
+    )
     async def health() -> Response:  # pyright: ignore[reportUnusedFunction]
         """Liveness: ``healthy``, or ``draining`` with status 503 while shutting down (no token needed)."""
         body = {
@@ -161,10 +160,12 @@ def create_app(state: AppState) -> FastAPI:
             "sessions": len(service.store),
             "version": __version__,
         }
-        return Response(dumps(body), status_code=503 if service.draining else 200, media_type="application/json")
+        return Response(
+            dumps(body), status_code=503 if service.draining else 200, media_type="application/json"
+        )
 
     @app.get("/metrics", tags=["server"])
-    async def get_metrics(format: str = "json", who: str = Depends(identity)) -> Response:  # noqa: A002  # pyright: ignore[reportUnusedFunction]
+    async def get_metrics(who: Annotated[str, Depends(identity)], format: str = "json") -> Response:  # pyright: ignore[reportUnusedFunction]
         """Sessions, steps, errors and latency quantiles; ``?format=prometheus`` for the text format."""
         del who
         if format == "prometheus":
@@ -183,7 +184,7 @@ def create_app(state: AppState) -> FastAPI:
         }
 
     @app.post("/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"])
-    async def create_session(who: str = Depends(identity)) -> Response:  # pyright: ignore[reportUnusedFunction]
+    async def create_session(who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
         """Open a session with a fresh environment, owned by this token."""
         scope = service.begin()
         try:
@@ -194,26 +195,32 @@ def create_app(state: AppState) -> FastAPI:
 
     @app.post("/sessions/{session_id}/reset", response_model=ObservationResponse, tags=["sessions"])
     async def reset(  # pyright: ignore[reportUnusedFunction]
-        session_id: str, body: ResetRequest | None = None, who: str = Depends(identity)
+        session_id: str, who: Annotated[str, Depends(identity)], body: ResetRequest | None = None
     ) -> Response:
         """Start a new episode; ``task`` is a Task object or an instruction string."""
         session = service.store.get(session_id, who)
         return await run_op(service.reset(session, body or ResetRequest()))
 
     @app.post("/sessions/{session_id}/step", response_model=ObservationResponse, tags=["sessions"])
-    async def step(session_id: str, body: StepRequest, who: str = Depends(identity)) -> Response:  # pyright: ignore[reportUnusedFunction]
+    async def step(session_id: str, body: StepRequest, who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
         """Take one step; 409 ``reset_needed`` before a reset, 409 ``episode_finished`` after the end."""
         session = service.store.get(session_id, who)
         return await run_op(service.step(session, body))
 
     @app.get("/sessions/{session_id}/state", response_model=SessionState, tags=["sessions"])
-    async def get_state(session_id: str, who: str = Depends(identity)) -> Response:  # pyright: ignore[reportUnusedFunction]
+    async def get_state(session_id: str, who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
         """The session's episode id, step count, task, latest observation and total reward."""
         session = service.store.get(session_id, who)
         return Response(dumps(service.state(session)), media_type="application/json")
 
-    @app.delete("/sessions/{session_id}", status_code=204, response_model=None, response_class=Response, tags=["sessions"])
-    async def close_session(session_id: str, who: str = Depends(identity)) -> Response:  # pyright: ignore[reportUnusedFunction]
+    @app.delete(
+        "/sessions/{session_id}",
+        status_code=204,
+        response_model=None,
+        response_class=Response,
+        tags=["sessions"],
+    )
+    async def close_session(session_id: str, who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
         """Close the session and release its environment; later calls get 410 ``session_closed``."""
         session = service.store.get(session_id, who)
         scope = service.begin()
@@ -274,12 +281,16 @@ def create_app(state: AppState) -> FastAPI:
             finally:
                 service.end(scope)
 
-    async def _answer(raw: str | bytes, who: str, session: Session | None) -> tuple[Session | None, str | None]:
+    async def _answer(
+        raw: str | bytes, who: str, session: Session | None
+    ) -> tuple[Session | None, str | None]:
         request_id: str | None = None
         try:
             retry = limiter.acquire(who)
             if retry is not None:
-                raise WireError("rate_limited", "too many requests for this token", retry_after=round(retry, 3))
+                raise WireError(
+                    "rate_limited", "too many requests for this token", retry_after=round(retry, 3)
+                )
             message = _parse(raw)
             kind = message.type
             if kind == "step":
@@ -310,7 +321,9 @@ def create_app(state: AppState) -> FastAPI:
             data["request_id"] = request_id
         return dumps({"type": "error", "data": data}).decode()
 
-    app.add_middleware(_BodyLimit, limit=state.max_request_bytes, metrics=metrics, error_response=error_response)
+    app.add_middleware(
+        _BodyLimit, limit=state.max_request_bytes, metrics=metrics, error_response=error_response
+    )
     return app
 
 

@@ -104,7 +104,9 @@ class ServeConfig(BaseModel):
             try:
                 lines = self.tokens_file.read_text(encoding="utf-8").splitlines()
             except OSError as exc:
-                raise ConfigError(f"cannot read tokens_file {str(self.tokens_file)!r}: {exc.strerror}") from exc
+                raise ConfigError(
+                    f"cannot read tokens_file {str(self.tokens_file)!r}: {exc.strerror}"
+                ) from exc
             found += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         found += os.environ.get(TOKENS_ENV, "").replace(",", " ").split()
         tokens = tuple(dict.fromkeys(t for t in found if t))

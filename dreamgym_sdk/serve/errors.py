@@ -51,7 +51,7 @@ class ServeError(DreamGymError):
         status: the HTTP status the server used (0 when there was no answer).
     """
 
-    def __init__(self, message: str, *, type: str = "error", status: int = 0) -> None:  # noqa: A002
+    def __init__(self, message: str, *, type: str = "error", status: int = 0) -> None:
         self.type = type
         self.status = status
         super().__init__(message)
@@ -84,7 +84,7 @@ class RateLimitedError(ServeError):
         self,
         message: str,
         *,
-        type: str = "rate_limited",  # noqa: A002
+        type: str = "rate_limited",
         status: int = 429,
         retry_after: float | None = None,
     ) -> None:

@@ -101,7 +101,10 @@ class Metrics:
             "# TYPE dreamgym_serve_steps_total counter",
             f"dreamgym_serve_steps_total {self.steps}",
             "# TYPE dreamgym_serve_requests_total counter",
-            *(f'dreamgym_serve_requests_total{{transport="{k}"}} {v}' for k, v in sorted(self.requests.items())),
+            *(
+                f'dreamgym_serve_requests_total{{transport="{k}"}} {v}'
+                for k, v in sorted(self.requests.items())
+            ),
             "# TYPE dreamgym_serve_errors_total counter",
             *(f'dreamgym_serve_errors_total{{type="{k}"}} {v}' for k, v in sorted(self.errors.items())),
         ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 from dreamgym_sdk.experience.base import ExperienceModel, ExperienceOutput, ExperienceRequest, Prediction
@@ -42,7 +42,7 @@ class EchoExperienceModel:
 
 
 @asynccontextmanager
-async def open_experience_model(config: ServeConfig) -> AsyncIterator[ExperienceModel]:
+async def open_experience_model(config: ServeConfig) -> AsyncGenerator[ExperienceModel]:
     """The experience model named by ``config.model``, closed (its provider) on exit.
 
     ``testing:echo`` gives :class:`EchoExperienceModel`; any other string is a provider model string

@@ -222,7 +222,7 @@ class WireError(Exception):
 
     def __init__(
         self,
-        type: str,  # noqa: A002
+        type: str,
         message: str,
         *,
         retry_after: float | None = None,

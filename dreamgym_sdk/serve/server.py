@@ -15,8 +15,9 @@ async with EnvServer.for_model(model, ServeConfig(port=0, tokens=["secret"])) as
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -70,7 +71,9 @@ class EnvServer:
             idle_timeout=config.idle_timeout,
         )
         """The live sessions."""
-        self.service = EnvService(self.sessions, self.metrics, environment=config.environment, secrets=secrets)
+        self.service = EnvService(
+            self.sessions, self.metrics, environment=config.environment, secrets=secrets
+        )
         self._auth = Authenticator(tokens, allow_unauthenticated=config.allow_unauthenticated)
         self._limiter = RateLimiter(config.rate_limit, config.burst)
         self._app: FastAPI | None = None
@@ -80,6 +83,7 @@ class EnvServer:
         self._shutting_down = False
         self._uvicorn_done = anyio.Event()
         self._closed = anyio.Event()
+        self._noise = _DenialNoise()
 
     @classmethod
     def for_model(
@@ -98,6 +102,7 @@ class EnvServer:
     def app(self) -> FastAPI:
         """The ASGI application (FastAPI); its OpenAPI schema is ``app.openapi()``."""
         if self._app is None:
+            require("fastapi", extra="serve", feature="dreamgym serve")
             from dreamgym_sdk.serve.app import AppState, create_app  # imports FastAPI: the serve extra
 
             state = AppState(
@@ -130,6 +135,7 @@ class EnvServer:
         return "ws" + self.url.removeprefix("http") + "/ws"
 
     async def __aenter__(self) -> Self:
+        require("fastapi", extra="serve", feature="dreamgym serve")
         uvicorn = require("uvicorn", extra="serve", feature="dreamgym serve")
         require("websockets", extra="serve", feature="the WebSocket endpoint of dreamgym serve")
         cfg = self.config
@@ -152,6 +158,7 @@ class EnvServer:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
+        logging.getLogger("uvicorn.error").addFilter(self._noise)
         try:
             tg.start_soon(self._reap)
             await tg.start(self._run_uvicorn, _server_class(uvicorn)(config), sock)
@@ -159,22 +166,24 @@ class EnvServer:
             tg.cancel_scope.cancel()
             await tg.__aexit__(type(exc), exc, exc.__traceback__)
             sock.close()
+            logging.getLogger("uvicorn.error").removeFilter(self._noise)
             raise
         _log.info("serving", url=self.url, sessions_max=cfg.max_sessions)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
+    ) -> None:
         tg = self._tg
         try:
             with anyio.CancelScope(shield=True):
                 await self.shutdown()
         finally:
             self._tg = None
+            logging.getLogger("uvicorn.error").removeFilter(self._noise)
             if tg is not None:
-                return await tg.__aexit__(exc_type, exc, tb)
-        return None
+                tg.cancel_scope.cancel()  # the reaper, and uvicorn if shutdown() failed
+                await tg.__aexit__(exc_type, exc, tb)
 
     async def shutdown(self) -> None:
         """Stop gracefully; idempotent, and safe to call from any task of the event loop.
@@ -229,6 +238,14 @@ class EnvServer:
                 _log.info("expired idle sessions", count=expired)
 
 
+class _DenialNoise(logging.Filter):
+    """Drops uvicorn's error record for a refused WebSocket handshake: refusing with an HTTP response
+    (401, 404, 503) is deliberate, but uvicorn logs it as if the application had failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` (not yet listening); raises OSError if the port is taken."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -245,7 +262,7 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server_class(uvicorn: Any) -> Callable[[Any], Any]:
+def _server_class(uvicorn: Any) -> Any:
     """uvicorn's Server without its signal handlers (the owner of the EnvServer decides about signals)
     and with a hook called once it accepts connections."""
 
@@ -253,7 +270,7 @@ def _server_class(uvicorn: Any) -> Callable[[Any], Any]:
         on_started: Callable[[], None] | None = None
 
         @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
+        def capture_signals(self) -> Generator[None]:
             yield
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

@@ -87,7 +87,9 @@ class EnvService:
         with anyio.move_on_after(grace):
             await self._idle.wait()
         if self._inflight:
-            _log.warning("cancelling requests still running after the grace period", count=len(self._inflight))
+            _log.warning(
+                "cancelling requests still running after the grace period", count=len(self._inflight)
+            )
             for scope in list(self._inflight):
                 scope.cancel()
             with anyio.move_on_after(5):
@@ -235,7 +237,10 @@ class EnvService:
             return WireError("invalid_argument", self.scrub(str(exc)))
         if isinstance(exc, DreamGymError):
             _log.warning(
-                "environment error", op=op, session_id=session.id, error=self.scrub(f"{type(exc).__name__}: {exc}")
+                "environment error",
+                op=op,
+                session_id=session.id,
+                error=self.scrub(f"{type(exc).__name__}: {exc}"),
             )
             return WireError("env_error", self.scrub(f"{type(exc).__name__}: {exc}"))
         _log.error(

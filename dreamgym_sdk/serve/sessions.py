@@ -97,7 +97,9 @@ class SessionStore:
             WireError: ``capacity_reached`` or ``too_many_sessions``; ``env_error`` if the factory failed.
         """
         if len(self._live) >= self.max_sessions:
-            raise WireError("capacity_reached", f"the server holds its maximum of {self.max_sessions} sessions")
+            raise WireError(
+                "capacity_reached", f"the server holds its maximum of {self.max_sessions} sessions"
+            )
         owned = self._per_owner.get(owner, 0)
         if self.max_sessions_per_owner is not None and owned >= self.max_sessions_per_owner:
             raise WireError(
