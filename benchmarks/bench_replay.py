@@ -45,7 +45,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dreamgym_sdk.embeddings import HashingEmbedder, TransformerEmbedder
-from dreamgym_sdk.replay import LanceDBReplayBuffer
+from dreamgym_sdk.replay import LanceDBReplayBuffer, embedding_text
 from dreamgym_sdk.types import Source, Transition
 
 DIM = 384
@@ -239,14 +239,16 @@ async def sink(buffer: LanceDBReplayBuffer, data: Data) -> dict[str, Any]:
 
 async def embedder_throughput(n: int) -> dict[str, Any]:
     rng = np.random.default_rng(1)
-    words = (
-        "you are in the kitchen there is a closed fridge table apple open door north south east west "
-        "button buy now search results page item price cart checkout [12] link reviews inventory key"
-    ).split()
-    texts = [
-        f"action: {' '.join(rng.choice(words, 3))}\nstate: {' '.join(rng.choice(words, int(rng.integers(20, 60))))}"
-        for _ in range(n)
+    words = [
+        *"you are in the kitchen there is a closed fridge table apple open door north south east west".split(),
+        *"button buy now search results page item price cart checkout [12] link reviews inventory key".split(),
     ]
+
+    def text() -> str:
+        state = " ".join(rng.choice(words, int(rng.integers(20, 60))))
+        return embedding_text(state, " ".join(rng.choice(words, 3)))
+
+    texts = [text() for _ in range(n)]
     out: dict[str, Any] = {
         "texts": n,
         "mean_words": round(statistics.fmean(len(t.split()) for t in texts), 1),
@@ -287,7 +289,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description="Replay-buffer benchmark (prints JSON).")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--queries", type=int, default=300)
