@@ -240,8 +240,43 @@ async def sink(buffer: LanceDBReplayBuffer, data: Data) -> dict[str, Any]:
 async def embedder_throughput(n: int) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     words = [
-        *"you are in the kitchen there is a closed fridge table apple open door north south east west".split(),
-        *"button buy now search results page item price cart checkout [12] link reviews inventory key".split(),
+        *[
+            "you",
+            "are",
+            "in",
+            "the",
+            "kitchen",
+            "there",
+            "is",
+            "a",
+            "closed",
+            "fridge",
+            "table",
+            "apple",
+            "open",
+            "door",
+            "north",
+            "south",
+            "east",
+            "west",
+        ],
+        *[
+            "button",
+            "buy",
+            "now",
+            "search",
+            "results",
+            "page",
+            "item",
+            "price",
+            "cart",
+            "checkout",
+            "[12]",
+            "link",
+            "reviews",
+            "inventory",
+            "key",
+        ],
     ]
 
     def text() -> str:
