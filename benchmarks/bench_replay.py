@@ -51,6 +51,11 @@ from dreamgym_sdk.types import Source, Transition
 DIM = 384
 TOPICS = 5_000
 NOISE = 0.85  # per-coordinate spread around a topic centre: cosine(point, centre) ~ 0.75
+_VOCABULARY = (
+    "you are in the kitchen there is a closed fridge table apple open door north south east west button "
+    "buy now search results page item price cart checkout [12] link reviews inventory key"
+)
+WORDS = _VOCABULARY.split()
 
 
 class Precomputed:
@@ -239,49 +244,10 @@ async def sink(buffer: LanceDBReplayBuffer, data: Data) -> dict[str, Any]:
 
 async def embedder_throughput(n: int) -> dict[str, Any]:
     rng = np.random.default_rng(1)
-    words = [
-        *[
-            "you",
-            "are",
-            "in",
-            "the",
-            "kitchen",
-            "there",
-            "is",
-            "a",
-            "closed",
-            "fridge",
-            "table",
-            "apple",
-            "open",
-            "door",
-            "north",
-            "south",
-            "east",
-            "west",
-        ],
-        *[
-            "button",
-            "buy",
-            "now",
-            "search",
-            "results",
-            "page",
-            "item",
-            "price",
-            "cart",
-            "checkout",
-            "[12]",
-            "link",
-            "reviews",
-            "inventory",
-            "key",
-        ],
-    ]
 
     def text() -> str:
-        state = " ".join(rng.choice(words, int(rng.integers(20, 60))))
-        return embedding_text(state, " ".join(rng.choice(words, 3)))
+        state = " ".join(rng.choice(WORDS, int(rng.integers(20, 60))))
+        return embedding_text(state, " ".join(rng.choice(WORDS, 3)))
 
     texts = [text() for _ in range(n)]
     out: dict[str, Any] = {
@@ -329,7 +295,9 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--nprobes", type=int, default=20, help="the headline setting")
-    parser.add_argument("--sweep", type=int, nargs="*", default=[10, 40, 80], help="more nprobes to measure")
+    parser.add_argument(
+        "--sweep", type=int, nargs="*", default=[10, 20, 48, 80], help="more nprobes to measure"
+    )
     parser.add_argument("--sentences", type=int, default=1024)
     parser.add_argument("--uniform", action="store_true", help="isotropic random vectors (IVF worst case)")
     parser.add_argument("--no-embedder", action="store_true", help="skip the embedder measurement")

@@ -69,7 +69,7 @@ class ReplayConfig(BaseModel):
     """Which ANN index to build."""
     index_rows_per_partition: int = Field(default=1_000, ge=16)
     """Target rows per IVF partition (``num_partitions = rows / this``)."""
-    nprobes: int = Field(default=20, ge=1)
+    nprobes: int = Field(default=32, ge=1)
     """IVF partitions searched per query (recall versus latency)."""
     reindex_growth: float = Field(default=2.0, gt=1)
     """Retrain the vector index when the table has grown this many times since it was built."""
