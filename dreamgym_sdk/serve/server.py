@@ -84,6 +84,7 @@ class EnvServer:
         self._uvicorn_done = anyio.Event()
         self._closed = anyio.Event()
         self._noise = _DenialNoise()
+        self._reaper = anyio.CancelScope()
 
     @classmethod
     def for_model(
@@ -203,8 +204,7 @@ class EnvServer:
                 await self._uvicorn_done.wait()
             await self.sessions.close_all()
         finally:
-            if self._tg is not None:
-                self._tg.cancel_scope.cancel()  # the reaper
+            self._reaper.cancel()  # not the task group's scope: that one also covers our owner's body
             self._port = None
             self._closed.set()
             _log.info("stopped")
@@ -231,11 +231,12 @@ class EnvServer:
 
     async def _reap(self) -> None:
         interval = min(30.0, max(0.01, self.config.idle_timeout / 4))
-        while True:
-            await anyio.sleep(interval)
-            expired = await self.sessions.expire_idle()
-            if expired:
-                _log.info("expired idle sessions", count=expired)
+        with self._reaper:
+            while True:
+                await anyio.sleep(interval)
+                expired = await self.sessions.expire_idle()
+                if expired:
+                    _log.info("expired idle sessions", count=expired)
 
 
 class _DenialNoise(logging.Filter):

@@ -1,0 +1,153 @@
+"""``dreamgym serve``: run the HTTP + WebSocket environment server.
+
+``dreamgym serve --config serve.toml`` or flags; every flag is the :class:`~dreamgym_sdk.serve.ServeConfig`
+field of the same name (flags override the file). Tokens come from ``--token``, ``--tokens-file`` or the
+``DREAMGYM_SERVE_TOKENS`` environment variable. SIGINT/SIGTERM shut down gracefully (in-flight steps
+finish and are answered); a second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+import anyio.abc
+import typer
+
+from dreamgym_sdk.errors import ConfigError, MissingExtraError
+
+if TYPE_CHECKING:
+    from dreamgym_sdk.serve.config import ServeConfig
+    from dreamgym_sdk.serve.server import EnvServer
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="serve",
+    help="Serve a DreamGym environment over HTTP and WebSocket.",
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback(invoke_without_command=True)
+def serve(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", dir_okay=False, help="TOML or YAML file of settings.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8000; 0 picks a free one).")] = None,
+    token: Annotated[
+        list[str] | None,
+        typer.Option("--token", help="Accepted bearer token (repeatable; prefer --tokens-file or the env)."),
+    ] = None,
+    tokens_file: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="File of bearer tokens, one per line.")
+    ] = None,
+    allow_unauthenticated: Annotated[
+        bool | None, typer.Option("--allow-unauthenticated", help="No authentication (local experiments).")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Experience model string, or testing:echo (default, offline).")
+    ] = None,
+    api_base: Annotated[str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="Provider API key (prefer the provider's environment variable).")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Step limit of an episode (default 30).")] = None,
+    environment: Annotated[str | None, typer.Option(help="Environment name of string tasks.")] = None,
+    max_sessions: Annotated[int | None, typer.Option(help="Open sessions allowed in total.")] = None,
+    max_sessions_per_token: Annotated[
+        int | None, typer.Option(help="Open sessions allowed per token.")
+    ] = None,
+    max_request_bytes: Annotated[int | None, typer.Option(help="Largest request body or message.")] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Requests per second per token (off by default).")
+    ] = None,
+    rate_burst: Annotated[int | None, typer.Option(help="Requests a token may make at once.")] = None,
+    idle_timeout: Annotated[
+        float | None, typer.Option(help="Seconds before an idle session is closed.")
+    ] = None,
+    shutdown_grace: Annotated[
+        float | None, typer.Option(help="Seconds in-flight requests get at shutdown.")
+    ] = None,
+    ws_ping_interval: Annotated[float | None, typer.Option(help="Seconds between WebSocket pings.")] = None,
+    access_log: Annotated[
+        bool | None, typer.Option("--access-log/--no-access-log", help="Log requests.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved settings (secrets masked) and exit.")
+    ] = False,
+) -> None:
+    """Serve many concurrent, isolated DreamEnv sessions over one shared experience model."""
+    from dreamgym_sdk.serve.config import load_config
+
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "tokens": tuple(token) if token else None,
+        "tokens_file": tokens_file,
+        "allow_unauthenticated": allow_unauthenticated,
+        "model": model,
+        "api_base": api_base,
+        "api_key": api_key,
+        "max_steps": max_steps,
+        "environment": environment,
+        "max_sessions": max_sessions,
+        "max_sessions_per_token": max_sessions_per_token,
+        "max_request_bytes": max_request_bytes,
+        "rate_limit": rate_limit,
+        "rate_burst": rate_burst,
+        "idle_timeout": idle_timeout,
+        "shutdown_grace": shutdown_grace,
+        "ws_ping_interval": ws_ping_interval,
+        "access_log": access_log,
+        "log_level": log_level,
+    }
+    try:
+        settings = load_config(config, **overrides)
+        if print_config:
+            typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+            return
+        anyio.run(_serve, settings)
+    except (ConfigError, MissingExtraError) as exc:
+        typer.echo(f"dreamgym serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"dreamgym serve: cannot listen: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _serve(settings: ServeConfig) -> None:
+    from dreamgym_sdk.logging import configure_logging
+    from dreamgym_sdk.serve.models import open_experience_model
+    from dreamgym_sdk.serve.server import EnvServer
+
+    configure_logging(settings.log_level.upper())
+    async with open_experience_model(settings) as model:
+        server = EnvServer.for_model(model, settings)
+        async with server, anyio.create_task_group() as tg:
+            typer.echo(f"dreamgym serve: listening on {server.url} (WebSocket {server.ws_url})", err=True)
+            tg.start_soon(_stop_on_signal, server, tg)
+            await server.wait_closed()
+            tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(server: EnvServer, tg: anyio.abc.TaskGroup) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        stopping = False
+        async for _ in signals:
+            if stopping:
+                typer.echo("dreamgym serve: forced exit", err=True)
+                os._exit(130)
+            stopping = True
+            typer.echo("dreamgym serve: shutting down (signal again to force)", err=True)
+            tg.start_soon(server.shutdown)
+
+
+if __name__ == "__main__":
+    app()
