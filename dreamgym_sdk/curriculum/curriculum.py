@@ -19,11 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.curriculum.pool import TaskPool
 from dreamgym_sdk.curriculum.stats import TaskStats, TaskStatsTracker
+from dreamgym_sdk.errors import ExperienceModelError, ProviderError
 from dreamgym_sdk.events import Event, TaskAccepted, TaskProposed, TaskRejected
 from dreamgym_sdk.experience.tasks import TaskCandidate
+from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.types import Episode, Task
 
 __all__ = ["Curriculum", "CurriculumConfig", "Decision", "TaskGenerator"]
+
+_log = get_logger(__name__)
 
 FeasibilityCheck = Callable[[Task], str | None]
 """Returns ``None`` when a candidate is feasible, else the reason it is not."""
@@ -107,6 +111,8 @@ class Curriculum:
         self.feasibility = feasibility
         self.stats = TaskStatsTracker(self.config.group_size)
         self._expanded: set[str] = set()
+        self.generation_failures = 0
+        """Seeds whose variation generation failed (bad model output or provider errors)."""
 
     def observe(self, episode: Episode) -> None:
         """Record a completed episode's outcome."""
@@ -131,7 +137,13 @@ class Curriculum:
         for seed in self.seeds():
             parent = self.pool[seed.task_id]
             self._expanded.add(parent.id)
-            candidates = await self.generator.propose(parent, k=self.config.candidates_per_seed)
+            try:
+                candidates = await self.generator.propose(parent, k=self.config.candidates_per_seed)
+            except (ExperienceModelError, ProviderError) as exc:
+                # one seed's failed generation must not end the run: count it, log it, move on
+                self.generation_failures += 1
+                _log.warning("curriculum.generation_failed", task_id=parent.id, error=str(exc)[:300])
+                continue
             accepted = False
             for candidate in candidates:
                 candidate = _as_child(candidate, parent)

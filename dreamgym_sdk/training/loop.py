@@ -273,6 +273,7 @@ class DreamGymTrainer:
             "seconds": elapsed,
             "tasks_accepted": float(sum(d.accepted for d in decisions)),
             "tasks_rejected": float(sum(not d.accepted for d in decisions)),
+            "tasks_generation_failures": float(curriculum.generation_failures if curriculum else 0),
             "pool_size": float(len(curriculum.pool if curriculum is not None else self.curriculum)),  # type: ignore[arg-type]
             **{f"train/{k}": float(v) for k, v in update.items()},
             **{f"total/{k}": v for k, v in self.totals.items()},

@@ -143,3 +143,20 @@ def test_pool_persists_and_reloads(tmp_path: object) -> None:
     assert [t.id for t in again.tasks] == ["a", "b"]
     assert again["b"] == b
     assert len(path.read_text().splitlines()) == 2
+
+
+async def test_a_failed_generation_is_counted_and_does_not_stop_expansion() -> None:
+    a, b = Task(id="a", instruction="open the red door"), Task(id="b", instruction="open the blue door")
+    answers = ["not json at all", "still not json", "nope",  # a: every retry fails
+               json.dumps({"candidates": [{"instruction": "open the green door twice"}]})]  # fmt: skip
+    cur = Curriculum(
+        TaskPool([a, b]),
+        TaskVariationGenerator(ScriptedProvider(answers)),
+        CurriculumConfig(group_size=2, seeds_per_iteration=2),
+    )
+    for task in (a, b):
+        for r in (1.0, 0.0):
+            cur.observe(episode(task, r))
+    decisions = await cur.expand()
+    assert cur.generation_failures == 1
+    assert [d.reason for d in decisions] == ["accepted"]

@@ -1,0 +1,127 @@
+"""``dreamgym train`` (the DreamGym loop from one config file) and ``dreamgym eval`` (real games)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.policies.base import Policy
+
+__all__ = ["eval_app", "train_app"]
+
+train_app = typer.Typer(help="Train a policy with the DreamGym loop, configured by one TOML file.")
+eval_app = typer.Typer(help="Evaluate a policy on real games: success rate with a 95% interval.")
+_err = Console(stderr=True)
+
+
+@train_app.callback(invoke_without_command=True)
+def train(
+    config: Annotated[Path | None, typer.Option(help="TOML config file (see TrainConfig).")] = None,
+    run_dir: Annotated[str | None, typer.Option(help="Key run_dir.")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Key tasks: seed tasks as JSONL.")] = None,
+    experience_model: Annotated[str | None, typer.Option(help="Key experience.model.")] = None,
+    api_base: Annotated[str | None, typer.Option(help="Key experience.api_base.")] = None,
+    replay: Annotated[str | None, typer.Option(help="Key replay.uri: LanceDB buffer to ground on.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Key policy.path.")] = None,
+    algorithm: Annotated[str | None, typer.Option(help="Key algorithm: grpo or ppo.")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Key loop.budget.iterations.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Key loop.seed.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Any other key: --set loop.group_size=8 (repeatable).")
+    ] = None,
+    print_config: Annotated[bool, typer.Option(help="Print the validated config and exit.")] = False,
+) -> None:
+    """Run (or resume) the DreamGym loop; metrics go to RUN_DIR/metrics.jsonl."""
+    from dreamgym_sdk.training.config_file import load_train_config
+
+    named: dict[str, Any] = {
+        "run_dir": run_dir, "tasks": tasks, "experience.model": experience_model,
+        "experience.api_base": api_base, "replay.uri": replay, "policy.path": policy,
+        "algorithm": algorithm, "loop.budget.iterations": iterations, "loop.seed": seed,
+    }  # fmt: skip
+    overrides = {k: v for k, v in named.items() if v is not None}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set needs KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    try:
+        cfg = load_train_config(config, overrides)
+    except ConfigError as exc:
+        _err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if print_config:
+        typer.echo(cfg.model_dump_json(indent=2))
+        return
+    from dreamgym_sdk.training.run import train as run_training
+
+    try:
+        history = anyio.run(run_training, cfg)
+    except ConfigError as exc:
+        _err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps({"run_dir": cfg.run_dir, "iterations_run": len(history), "last": history[-1:]}))
+
+
+def _make_policy(spec: str, seed: int) -> Policy:
+    if spec == "random":
+        from dreamgym_sdk.policies.baselines import RandomPolicy
+
+        return RandomPolicy(seed=seed)
+    if spec.startswith("hf:"):
+        from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
+
+        config = HFPolicyConfig(
+            temperature=0.0, constrain_to_admissible=True, record_samples=False, seed=seed
+        )
+        return HFPolicy.from_pretrained(spec.removeprefix("hf:"), config)
+    from dreamgym_sdk.policies.llm import LLMPolicy
+    from dreamgym_sdk.providers.registry import get_provider
+
+    return LLMPolicy(get_provider(spec))
+
+
+@eval_app.callback(invoke_without_command=True)
+def evaluate_games(
+    games: Annotated[Path, typer.Option(help="A directory of TextWorld games (*.z8 with .json).")],
+    policy: Annotated[str, typer.Option(help="random, hf:<path> (local) or any model string (LLM).")],
+    episodes: Annotated[int, typer.Option(help="Episodes per game.")] = 1,
+    max_steps: Annotated[int, typer.Option(help="Step limit per episode.")] = 50,
+    concurrency: Annotated[int, typer.Option(help="Episodes at once.")] = 4,
+    seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
+    output: Annotated[Path | None, typer.Option("-o", help="Also write the JSON report here.")] = None,
+) -> None:
+    """Play POLICY on every game of GAMES and report the success rate with its Wilson 95% interval."""
+    from dreamgym_sdk.integrations.textworld import TextWorldEnv, load_games
+    from dreamgym_sdk.training.evaluate import evaluate
+
+    infos = load_games(games)
+    if not infos:
+        _err.print(f"[red]error:[/] no TextWorld games in {games}")
+        raise typer.Exit(2)
+    the_policy = _make_policy(policy, seed)
+    tasks = [g.to_task() for g in infos]
+    report = anyio.run(
+        lambda: evaluate(
+            lambda group: TextWorldEnv(max_steps=max_steps), the_policy, tasks,
+            episodes_per_task=episodes, max_concurrency=concurrency, seed=seed,
+        )
+    )  # fmt: skip
+    text = report.model_dump_json(indent=2)
+    typer.echo(text)
+    if output is not None:
+        output.write_text(text)
+    table = Table(title=f"{policy} on {len(infos)} games")
+    for column in ("episodes", "success rate", "95% interval", "mean reward", "mean steps"):
+        table.add_column(column)
+    low, high = report.ci95
+    table.add_row(str(report.episodes), f"{report.success_rate:.1%}", f"{low:.1%} – {high:.1%}",
+                  f"{report.mean_reward:.2f}", f"{report.mean_steps:.1f}")  # fmt: skip
+    _err.print(table)

@@ -1,0 +1,110 @@
+"""One validated config file for ``dreamgym train``: every CLI flag maps to one of its keys."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamgym_sdk.curriculum import CurriculumConfig
+from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.experience.reasoning import ReasoningConfig
+from dreamgym_sdk.policies.hf import HFPolicyConfig
+from dreamgym_sdk.training.config import GRPOBackendConfig, PPOBackendConfig
+from dreamgym_sdk.training.loop import LoopConfig
+
+__all__ = ["ExperienceSection", "PolicySection", "ReplaySection", "TrainConfig", "load_train_config"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ExperienceSection(_Section):
+    """The experience model (also the curriculum's task generator, as in the paper)."""
+
+    model: str = "hf:runs/experience-model"
+    """Any model string: ``hf:<path>``, ``openai/<name>`` (+ ``api_base``), ``anthropic/...``, ..."""
+    api_base: str | None = None
+    reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
+    max_steps: int = Field(default=20, ge=1)
+    """Synthetic episodes are truncated after this many steps."""
+
+
+class ReplaySection(_Section):
+    """Grounding retrieval from a LanceDB replay buffer of real transitions (optional)."""
+
+    uri: str | None = None
+    """The buffer to retrieve from; ``None`` disables retrieval."""
+    embedder: str = "minilm"
+
+
+class PolicySection(_Section):
+    """The local policy being trained."""
+
+    path: str = "runs/policy"
+    """A ``save_pretrained`` directory."""
+    sampling: HFPolicyConfig = Field(default_factory=HFPolicyConfig)
+
+
+class TrainConfig(_Section):
+    """Everything ``dreamgym train`` needs."""
+
+    run_dir: str = "runs/train"
+    tasks: str = "tasks.jsonl"
+    """Seed tasks, one :class:`~dreamgym_sdk.Task` JSON object per line."""
+    experience: ExperienceSection = Field(default_factory=ExperienceSection)
+    replay: ReplaySection = Field(default_factory=ReplaySection)
+    policy: PolicySection = Field(default_factory=PolicySection)
+    algorithm: Literal["grpo", "ppo"] = "grpo"
+    grpo: GRPOBackendConfig = Field(default_factory=GRPOBackendConfig)
+    ppo: PPOBackendConfig = Field(default_factory=PPOBackendConfig)
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        child: Any = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted}: {key!r} is not a section")
+        node = cast(dict[str, Any], child)
+    node[leaf] = value
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a TOML file (or start from defaults), apply ``{"dotted.key": value}`` overrides, validate.
+
+    Override values given as strings are read as JSON when they parse (``"3"`` → 3, ``"true"`` → True),
+    else kept as text.
+
+    Raises:
+        ConfigError: the file is missing or invalid, naming the offending key.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        if not file.exists():
+            raise ConfigError(f"config file {file} does not exist")
+        try:
+            tree = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: invalid TOML: {exc}") from exc
+    for key, value in (overrides or {}).items():
+        _set(tree, key, _parse_value(value) if isinstance(value, str) else value)
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValueError as exc:
+        raise ConfigError(f"invalid training config: {exc}") from exc
