@@ -63,12 +63,16 @@ class EchoEnvironment:
 async def main(url: str | None) -> None:
     def make_env(group: int) -> Env:
         if url:
-            return OpenEnvWebSocketEnv(url, max_steps=10)  # the text goes into the action's one text field
+            # The text goes into the action's one text field; the template's echo never ends an episode.
+            return OpenEnvWebSocketEnv(url, max_steps=3)
         return OpenEnvEnv(
             EchoEnvironment(), action_from_text=lambda text: EchoAction(message=text), max_steps=10
         )
 
-    runner = RolloutRunner(make_env, ScriptedPolicy(["hello", "dreamgym", "bye"]))
+    # OpenEnv's generated server takes one session at a time (max_concurrent_envs=1): play in turn.
+    runner = RolloutRunner(
+        make_env, ScriptedPolicy(["hello", "dreamgym", "bye"]), max_concurrency=1 if url else 8
+    )
     episodes = await runner.run([Task(instruction="say bye", environment="openenv")], group_size=2, seed=0)
     for t in episodes[0].transitions:
         print(f"{t.action!r:12} -> {t.next_state!r} reward={t.reward:.1f} done={t.done}")

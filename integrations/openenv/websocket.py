@@ -24,6 +24,9 @@ from ._base import ActionFromText, ObservationToText, OpenEnvBase, OpenEnvError,
 
 __all__ = ["OpenEnvWebSocketEnv", "text_field_action"]
 
+_SESSION_ERRORS = frozenset({"CAPACITY_REACHED", "FACTORY_ERROR", "SESSION_ERROR"})
+"""Error codes after which OpenEnv's server closes the connection (the next reset opens a new one)."""
+
 
 def text_field_action(schema: Mapping[str, Any]) -> ActionFromText:
     """The action mapping for a schema with exactly one required string field: text goes into it.
@@ -135,7 +138,10 @@ class OpenEnvWebSocketEnv(OpenEnvBase):
         answer: dict[str, Any] = json.loads(reply.data)
         data: dict[str, Any] = answer.get("data") or {}
         if answer.get("type") == "error":
-            raise OpenEnvError(str(data.get("message", "error")), code=data.get("code"))
+            code = data.get("code")
+            if code in _SESSION_ERRORS:  # the server ends the session after these
+                await self._disconnect()
+            raise OpenEnvError(str(data.get("message", "error")), code=code)
         return data
 
     async def _connect(self) -> None:

@@ -96,6 +96,8 @@ class ServerStats:
     """What the tests observe of the server."""
 
     sessions: int = 0
+    active: int = 0
+    max_sessions: int = 1000
     hanging: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when a step with the message "hang" arrived (that step is never answered)."""
 
@@ -107,7 +109,21 @@ async def ws_endpoint(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     stats = request.app[STATS]
+    if stats.active >= stats.max_sessions:  # as OpenEnv: an error message, then the connection closes
+        message = f"Server at capacity: {stats.active}/{stats.max_sessions} sessions active."
+        await ws.send_json({"type": "error", "data": {"message": message, "code": "CAPACITY_REACHED"}})
+        await ws.close()
+        return ws
     stats.sessions += 1
+    stats.active += 1
+    try:
+        await _serve_session(ws, stats)
+    finally:
+        stats.active -= 1
+    return ws
+
+
+async def _serve_session(ws: web.WebSocketResponse, stats: ServerStats) -> None:
     env = EchoEnvironment()
     async for msg in ws:
         if msg.type is not WSMsgType.TEXT:
@@ -152,7 +168,6 @@ async def ws_endpoint(request: web.Request) -> web.WebSocketResponse:
             }
         await ws.send_json(response)
     await ws.close()
-    return ws
 
 
 async def schema_endpoint(request: web.Request) -> web.Response:

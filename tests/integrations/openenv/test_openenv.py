@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -58,6 +61,21 @@ async def test_server_errors_are_translated_and_keep_the_session() -> None:
         env.action_from_text = lambda text: {"message": text}
         assert (await env.step("ok")).observation.startswith("echoed_message: ok")
         await env.close()
+
+
+async def test_capacity_errors_end_the_session_and_a_later_reset_reconnects() -> None:
+    async with echo_server() as (url, stats):
+        stats.max_sessions = 1
+        first, second = OpenEnvWebSocketEnv(url), OpenEnvWebSocketEnv(url)
+        await first.reset()
+        with pytest.raises(OpenEnvError, match="CAPACITY_REACHED"):
+            await second.reset()
+        with pytest.raises(ResetNeededError):
+            await second.step("hi")
+        await first.close()
+        assert (await second.reset())[0] == READY
+        assert (await second.step("hi")).observation.startswith("echoed_message: hi")
+        await second.close()
 
 
 async def test_a_cancelled_request_drops_the_session() -> None:
@@ -130,3 +148,41 @@ def test_text_mappings() -> None:
         text_field_action({"properties": {"x": {"type": "integer"}}, "required": ["x"]})
     assert render_observation({"text": "only", "metadata": {}}) == "only"
     assert render_observation({"a": 1, "b": "two"}) == "a: 1\nb: two"
+
+
+OPENENV_PYTHON = os.environ.get("DREAMGYM_OPENENV_PYTHON")
+
+
+@pytest.mark.skipif(
+    not OPENENV_PYTHON,
+    reason="set DREAMGYM_OPENENV_PYTHON to a Python with `openenv` installed (not installable here)",
+)
+async def test_against_openenvs_own_echo_server(tmp_path: Path) -> None:
+    """OpenEnv's generated echo environment, served by OpenEnv's own server with uvicorn on 127.0.0.1."""
+    assert OPENENV_PYTHON is not None
+    python = Path(OPENENV_PYTHON)
+    await anyio.run_process([str(python.parent / "openenv"), "init", "echo_env"], cwd=tmp_path)
+    app_dir = tmp_path / "echo_env"
+    command = [str(python), "-m", "uvicorn", "server.app:app", "--host", "127.0.0.1", "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": f"{app_dir}{os.pathsep}{tmp_path}"}
+    async with await anyio.open_process(command, cwd=app_dir, env=env) as server:
+        assert server.stderr is not None
+        url = None
+        async for chunk in server.stderr:  # uvicorn logs the port it bound
+            if match := re.search(rb"Uvicorn running on (http://127\.0\.0\.1:\d+)", chunk):
+                url = match.group(1).decode()
+                break
+        assert url is not None
+        try:
+            await check_env(OpenEnvWebSocketEnv(url, max_steps=3), actions=("hi", "there"), max_steps=5)
+            async with OpenEnvWebSocketEnv(url, max_steps=5) as env_:
+                obs, _info = await env_.reset(seed=1)
+                assert obs == "echoed_message: Echo Env environment ready!\nmessage_length: 0"
+                result = await env_.step("hello")
+                assert result.reward == pytest.approx(0.5) and result.info["metadata"]["step"] == 1
+                assert (await env_.state())["step_count"] == 1
+                env_.action_from_text = lambda text: {"text": text}
+                with pytest.raises(OpenEnvError, match="VALIDATION_ERROR"):
+                    await env_.step("x")
+        finally:
+            server.terminate()
