@@ -199,6 +199,9 @@ class LanceDBReplayBuffer:
             await self._open()
         except BaseException:
             self._closed = True
+            if self._table is not None:
+                self._table.close()
+                self._table = None
             if self._db is not None:
                 self._db.close()
             raise
@@ -263,8 +266,8 @@ class LanceDBReplayBuffer:
             table = await db.open_table(cfg.table)
         except ValueError:  # not found (LanceDB reports it as ValueError): create it
             table = await db.create_table(cfg.table, schema=schema, exist_ok=True)
-        self._check_schema(await table.schema())
         self._table = table
+        self._check_schema(await table.schema())
         self._schema = await table.schema()
         pa_ = pyarrow()
         names: list[str] = self._schema.names
