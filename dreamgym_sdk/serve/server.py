@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["EnvServer"]
 
 _log = get_logger("dreamgym_sdk.serve")
+_UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 class EnvServer:
@@ -83,7 +84,7 @@ class EnvServer:
         self._shutting_down = False
         self._uvicorn_done = anyio.Event()
         self._closed = anyio.Event()
-        self._noise = _DenialNoise()
+        self._hygiene = _LogHygiene(self.service.scrub)
         self._reaper = anyio.CancelScope()
 
     @classmethod
@@ -159,7 +160,8 @@ class EnvServer:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        logging.getLogger("uvicorn.error").addFilter(self._noise)
+        for name in _UVICORN_LOGGERS:
+            logging.getLogger(name).addFilter(self._hygiene)
         try:
             tg.start_soon(self._reap)
             await tg.start(self._run_uvicorn, _server_class(uvicorn)(config), sock)
@@ -167,7 +169,7 @@ class EnvServer:
             tg.cancel_scope.cancel()
             await tg.__aexit__(type(exc), exc, exc.__traceback__)
             sock.close()
-            logging.getLogger("uvicorn.error").removeFilter(self._noise)
+            self._remove_log_filters()
             raise
         _log.info("serving", url=self.url, sessions_max=cfg.max_sessions)
         return self
@@ -181,7 +183,7 @@ class EnvServer:
                 await self.shutdown()
         finally:
             self._tg = None
-            logging.getLogger("uvicorn.error").removeFilter(self._noise)
+            self._remove_log_filters()
             if tg is not None:
                 tg.cancel_scope.cancel()  # the reaper, and uvicorn if shutdown() failed
                 await tg.__aexit__(exc_type, exc, tb)
@@ -208,6 +210,10 @@ class EnvServer:
             self._port = None
             self._closed.set()
             _log.info("stopped")
+
+    def _remove_log_filters(self) -> None:
+        for name in _UVICORN_LOGGERS:
+            logging.getLogger(name).removeFilter(self._hygiene)
 
     async def wait_closed(self) -> None:
         """Wait until the server has shut down."""
@@ -239,12 +245,30 @@ class EnvServer:
                     _log.info("expired idle sessions", count=expired)
 
 
-class _DenialNoise(logging.Filter):
-    """Drops uvicorn's error record for a refused WebSocket handshake: refusing with an HTTP response
-    (401, 404, 503) is deliberate, but uvicorn logs it as if the application had failed."""
+class _LogHygiene(logging.Filter):
+    """Installed on uvicorn's loggers while a server runs.
+
+    - Scrubs secrets: at DEBUG level the ``websockets`` protocol (logging through ``uvicorn.error``)
+      prints every handshake header, ``Authorization`` included.
+    - Drops the error uvicorn logs for a refused WebSocket handshake: refusing with an HTTP response
+      (401, 404, 503) is deliberate, not an application failure.
+    """
+
+    def __init__(self, scrub: Callable[[str], str]) -> None:
+        super().__init__()
+        self._scrub = scrub
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "ASGI callable returned without completing handshake."
+        original = record.getMessage()
+        if original == "ASGI callable returned without completing handshake.":
+            return False
+        if original.lower().startswith("< authorization:"):
+            clean = "< authorization: ***"
+        else:
+            clean = self._scrub(original) if len(original) < 100_000 else "<log record too long>"
+        if clean != original:
+            record.msg, record.args = clean, None
+        return True
 
 
 def _bind(host: str, port: int) -> socket.socket:

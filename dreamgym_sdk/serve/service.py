@@ -214,15 +214,16 @@ class EnvService:
     def error(self, exc: WireError) -> dict[str, Any]:
         """The ``ErrorDetail`` dict for ``exc`` (counted in the metrics, secrets scrubbed)."""
         self.metrics.errors[exc.type] += 1
-        exc.message = self.scrub(exc.message)
+        exc.message = self.scrub(exc.message, limit=_MAX_MESSAGE)
         return exc.detail()
 
-    def scrub(self, text: str) -> str:
-        """``text`` without any configured secret or anything shaped like a key, and not too long."""
+    def scrub(self, text: str, *, limit: int | None = None) -> str:
+        """``text`` without any configured secret or anything shaped like a key (``sk-...``,
+        ``Bearer ...``), cut to ``limit`` characters if given."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
         text = _SECRET_VALUE.sub("***", text)
-        return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+        return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
     def _failure(self, exc: Exception, op: str, session: Session) -> WireError:
         if isinstance(exc, WireError):
@@ -230,25 +231,25 @@ class EnvService:
         if isinstance(exc, ResetNeededError):
             return WireError("reset_needed", "call reset before step")
         if isinstance(exc, EpisodeFinishedError):
-            return WireError("episode_finished", self.scrub(str(exc)))
+            return WireError("episode_finished", self.scrub(str(exc), limit=_MAX_MESSAGE))
         if isinstance(exc, EnvClosedError):
             return WireError("session_closed", "the environment is closed", reason="closed")
         if op == "reset" and isinstance(exc, ValueError | TypeError):
-            return WireError("invalid_argument", self.scrub(str(exc)))
+            return WireError("invalid_argument", self.scrub(str(exc), limit=_MAX_MESSAGE))
         if isinstance(exc, DreamGymError):
             _log.warning(
                 "environment error",
                 op=op,
                 session_id=session.id,
-                error=self.scrub(f"{type(exc).__name__}: {exc}"),
+                error=self.scrub(f"{type(exc).__name__}: {exc}", limit=2000),
             )
-            return WireError("env_error", self.scrub(f"{type(exc).__name__}: {exc}"))
+            return WireError("env_error", self.scrub(f"{type(exc).__name__}: {exc}", limit=_MAX_MESSAGE))
         _log.error(
             "environment failed unexpectedly",
             op=op,
             session_id=session.id,
             error=type(exc).__name__,
-            trace=self.scrub("".join(traceback.format_exception(exc))[-4000:]),
+            trace=self.scrub("".join(traceback.format_exception(exc)))[-8000:],
         )
         return WireError("internal_error", f"the environment failed unexpectedly ({type(exc).__name__})")
 
