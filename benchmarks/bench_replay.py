@@ -155,13 +155,13 @@ async def search(
 ) -> dict[str, Any]:
     truths: list[set[str]] = [set() for _ in queries]
 
-    async def truth(i: int) -> None:  # exact brute force; concurrent calls share table scans
+    async def exact_top4(i: int) -> None:  # exact brute force; concurrent calls share table scans
         truths[i] = {h.transition.id for h in await buffer.search_vector(queries[i], k=4, exact=True)}
 
     t0 = time.perf_counter()
     async with anyio.create_task_group() as tg:
         for i in range(len(queries)):
-            tg.start_soon(truth, i)
+            tg.start_soon(exact_top4, i)
     exact_s = time.perf_counter() - t0
     for q in queries[:5]:  # warm the index and caches
         await buffer.search_vector(q, k=4)
