@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,3 +127,13 @@ def test_a_synchronous_agent_runs_the_env_on_the_tools_loop_thread() -> None:
 async def test_acting_before_start_is_reported() -> None:
     tools = EpisodeTools(dream_env())
     assert "not started" in await tools.tools[0].ainvoke({"action": "open fridge"})
+
+
+def test_import_without_langchain_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['langchain_core'] = None\n"
+        "try:\n    import dreamgym_sdk.integrations.langgraph\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "dreamgym-sdk[langgraph]" in out

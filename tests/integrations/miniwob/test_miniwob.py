@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -161,3 +163,15 @@ async def test_invalid_actions_and_unknown_keys() -> None:
         with pytest.raises(InvalidActionError):
             await env.step("press the button")
         assert (await env.step("click [5]")).reward == -1.0
+
+
+def test_playing_without_miniwob_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['miniwob'] = None\n"
+        "from dreamgym_sdk.integrations.miniwob import MiniWoBEnv, parse_action\n"
+        "parse_action('click [1]')  # the language needs no browser\n"
+        "try:\n    MiniWoBEnv('click-test-2')\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "dreamgym-sdk[miniwob]" in out

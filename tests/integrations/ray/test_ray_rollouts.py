@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -145,3 +146,18 @@ async def test_env_context_is_entered_and_left_once_per_worker(tmp_path: Path) -
     entered = {pid for kind, pid in zip(lines[::2], lines[1::2], strict=True) if kind == "enter"}
     left = {pid for kind, pid in zip(lines[::2], lines[1::2], strict=True) if kind == "exit"}
     assert len(entered) == 2 and left == entered
+
+
+def test_starting_without_ray_names_the_extra() -> None:
+    code = (
+        "import sys, anyio; sys.modules['ray'] = None\n"
+        "from dreamgym_sdk.integrations.ray import RayRollouts\n"
+        "from dreamgym_sdk.testing import ScriptedPolicy\n"
+        "async def main():\n"
+        "    async with RayRollouts(lambda g: None, policy=ScriptedPolicy(['a'])):\n"
+        "        pass\n"
+        "try:\n    anyio.run(main)\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "dreamgym-sdk[ray]" in out
