@@ -15,9 +15,10 @@ import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self
 
 from anyio.from_thread import BlockingPortal
+from typing_extensions import TypeVar
 
 from dreamgym_sdk.env import Env, RecordedEnv, TaskLike
 from dreamgym_sdk.errors import EpisodeFinishedError, ResetNeededError
@@ -52,7 +53,7 @@ class ToolEnvironment:
     Instances are made by :class:`TRLEnvironmentFactory`, which owns the event loop they run on.
     """
 
-    def __init__(self, factory: TRLEnvironmentFactory) -> None:
+    def __init__(self, factory: TRLEnvironmentFactory[Any]) -> None:
         self._factory = factory
         self._env: Env | None = None
         self._task: Task | None = None
@@ -61,7 +62,7 @@ class ToolEnvironment:
         self._reported = True
 
     # -- TRL's protocol ------------------------------------------------------------------------------
-    def reset(self, **row: Any) -> str | None:
+    def reset(self, **row: Any) -> str:
         """Start a new episode for the dataset ``row`` and return the text TRL appends to the prompt.
 
         The task comes from the row's ``task`` column (an instruction, a ``Task`` or its dict) or
@@ -143,7 +144,10 @@ class TextActionEnvironment(ToolEnvironment):
         return self._act(action)
 
 
-class TRLEnvironmentFactory:
+E = TypeVar("E", bound=ToolEnvironment, default=TextActionEnvironment)
+
+
+class TRLEnvironmentFactory(Generic[E]):
     """Pass it as ``GRPOTrainer(environment_factory=...)``: makes a :class:`ToolEnvironment` per rollout.
 
     ```python
@@ -180,7 +184,7 @@ class TRLEnvironmentFactory:
         *,
         tasks: Sequence[TaskLike] = (),
         group_size: int = 1,
-        environment_class: type[ToolEnvironment] = TextActionEnvironment,
+        environment_class: type[E] = TextActionEnvironment,
         seed: int | None = None,
         prompt_template: str = DEFAULT_PROMPT,
         environment: str = "dream",
@@ -201,12 +205,12 @@ class TRLEnvironmentFactory:
         self.on_episode = on_episode
         self.loop = LoopThread(portal, name="dreamgym-trl")
         """Where the env calls run."""
-        self.environments: list[ToolEnvironment] = []
+        self.environments: list[E] = []
         """Every environment made so far."""
         self._counter = itertools.count()
         self._lock = threading.Lock()
 
-    def __call__(self) -> ToolEnvironment:
+    def __call__(self) -> E:
         """Make a new environment instance (what TRL calls)."""
         instance = self.environment_class(self)
         with self._lock:
