@@ -7,6 +7,7 @@ message contains a token. This module imports FastAPI (the ``serve`` extra); the
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route annotations at runtime, and
 # some of them (the ``identity`` dependency) are local to create_app.
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -138,12 +139,12 @@ def create_app(state: AppState) -> FastAPI:
             raise WireError("rate_limited", "too many requests for this token", retry_after=round(retry, 3))
         return who
 
-    async def run_op(op: Any) -> Response:
+    async def run_op(op: Callable[[], Awaitable[dict[str, Any]]]) -> Response:
         scope = service.begin()
         reply: Any = None
         try:
             with scope:
-                reply = await op
+                reply = await op()
             if scope.cancelled_caught:
                 raise WireError("shutting_down", "the server shut down before the request finished")
             return Response(dumps(reply), media_type="application/json")
@@ -199,13 +200,13 @@ def create_app(state: AppState) -> FastAPI:
     ) -> Response:
         """Start a new episode; ``task`` is a Task object or an instruction string."""
         session = service.store.get(session_id, who)
-        return await run_op(service.reset(session, body or ResetRequest()))
+        return await run_op(lambda: service.reset(session, body or ResetRequest()))
 
     @app.post("/sessions/{session_id}/step", response_model=ObservationResponse, tags=["sessions"])
     async def step(session_id: str, body: StepRequest, who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
         """Take one step; 409 ``reset_needed`` before a reset, 409 ``episode_finished`` after the end."""
         session = service.store.get(session_id, who)
-        return await run_op(service.step(session, body))
+        return await run_op(lambda: service.step(session, body))
 
     @app.get("/sessions/{session_id}/state", response_model=SessionState, tags=["sessions"])
     async def get_state(session_id: str, who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pydantic_core import to_json
 
 from dreamgym_sdk.types import Task
@@ -77,11 +77,18 @@ class ResetRequest(_Request):
     seed: Seed | None = None
     """Sampling seed for reproducible episodes."""
     options: dict[str, Any] | None = None
-    """Environment-specific options, e.g. ``{"initial_state": "..."}`` for a DreamEnv."""
+    """Environment-specific options, e.g. ``{"initial_state": "..."}`` (a string) for a DreamEnv."""
     episode_id: str | None = Field(default=None, max_length=255)
     """Accepted for OpenEnv compatibility and ignored: the environment names its episodes."""
     request_id: RequestId | None = None
     """Idempotency key: a retried request with the same id gets the stored answer, not a second reset."""
+
+    @field_validator("options")
+    @classmethod
+    def _initial_state_is_text(cls, options: dict[str, Any] | None) -> dict[str, Any] | None:
+        if options is not None and not isinstance(options.get("initial_state", ""), str | None):
+            raise ValueError("options.initial_state must be a string")
+        return options
 
 
 class StepRequest(_Request):

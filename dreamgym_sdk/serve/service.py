@@ -113,6 +113,7 @@ class EnvService:
             if isinstance(task, str):
                 task = Task(instruction=task, environment=self.environment)
             session.busy = True
+            session.needs_reset = True
             started = time.perf_counter()
             try:
                 obs, info = await session.env.reset(task=task, seed=request.seed, options=request.options)
@@ -121,6 +122,11 @@ class EnvService:
             finally:
                 session.busy = False
                 session.last_active = time.monotonic()
+            if not isinstance(obs, str) or not isinstance(info, dict):  # pyright: ignore[reportUnnecessaryIsInstance]
+                raise WireError(
+                    "invalid_argument", "the environment did not start an episode from these arguments"
+                )
+            session.needs_reset = False
             info = dict(info)
             if task is not None:
                 info.setdefault("task", task)
@@ -156,6 +162,8 @@ class EnvService:
                 raise _closed(session)
             if rid is not None and rid == session.last_request_id and session.last_reply is not None:
                 return session.last_reply
+            if session.needs_reset:
+                raise WireError("reset_needed", "call reset before step")
             session.busy = True
             started = time.perf_counter()
             try:

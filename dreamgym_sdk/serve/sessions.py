@@ -46,6 +46,8 @@ class Session:
     """An operation is running; the reaper leaves busy sessions alone."""
     closed: str | None = None
     """``"closed"`` or ``"expired"`` once the session is gone."""
+    needs_reset: bool = True
+    """No usable episode: before the first reset, or after a reset that failed."""
     last_request_id: str | None = None
     last_reply: dict[str, object] | None = None
     """The answer to ``last_request_id``, replayed when a client retries that request."""

@@ -21,7 +21,8 @@ AUTH_B = {"Authorization": f"Bearer {TOKEN_B}"}
 def world(request: ExperienceRequest) -> dict[str, Any]:
     """A deterministic world: the next state names the task, the step and the action, so a session that
     saw anything of another session's episode is caught; the episode lasts ``task.metadata["length"]``."""
-    length = int(request.task.metadata.get("length", 3))
+    length = request.task.metadata.get("length", 3)
+    length = length if isinstance(length, int) else 3
     done = request.step + 1 >= length
     return {
         "reasoning": f"step {request.step}",

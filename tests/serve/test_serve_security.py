@@ -132,7 +132,14 @@ async def test_malformed_requests_get_clear_4xx() -> None:
         assert_error(await http.post(reset, json={"seed": True}), 422, "validation_error")
         assert_error(await http.post(reset, json={"seed": 2**70}), 422, "validation_error")
         assert_error(await http.post(reset, json={"task": {"no_instruction": 1}}), 422, "validation_error")
+        assert_error(
+            await http.post(reset, json={"task": "t", "options": {"initial_state": 5}}),
+            422,
+            "validation_error",
+        )
         assert_error(await http.post(reset, json={}), 422, "invalid_argument")  # DreamEnv needs a task
+        assert_error(await http.post(step, json={"action": "a"}), 409, "reset_needed")  # after a failed reset
+        assert (await http.post(reset, json={"task": "t"})).status_code == 200
         assert_error(await http.get("/metrics", params={"format": "xml"}), 422, "invalid_argument")
         assert_error(await http.get("/nowhere"), 404, "not_found")
         assert_error(await http.put(step, json={"action": "a"}), 405, "method_not_allowed")
