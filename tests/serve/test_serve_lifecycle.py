@@ -60,8 +60,8 @@ async def test_a_busy_session_is_not_expired() -> None:
     ):
         await busy.reset(task=task("busy", 5))
         await idle.reset(task=task("idle", 5))
+        results: list[str] = []
         async with anyio.create_task_group() as tg:
-            results: list[str] = []
 
             async def step() -> None:
                 results.append((await busy.step("slow")).observation)
@@ -93,8 +93,8 @@ async def test_shutdown_finishes_in_flight_steps_and_refuses_new_work() -> None:
             httpx.AsyncClient(base_url=url) as http,
         ):
             await env.reset(task=task("drain", 5))
+            acknowledged: list[str] = []
             async with anyio.create_task_group() as tg:
-                acknowledged: list[str] = []
 
                 async def step() -> None:
                     acknowledged.append((await env.step("slow")).info["transition_id"])
@@ -129,8 +129,8 @@ async def test_shutdown_cancels_what_outlives_the_grace_period_and_answers_it() 
         Client(server.url, token=TOKEN_A, reconnect=ReconnectPolicy(attempts=1)) as env,
     ):
         await env.reset(task=task("stuck", 5))
+        errors: list[ServerUnavailableError] = []
         async with anyio.create_task_group() as tg:
-            errors: list[ServerUnavailableError] = []
 
             async def step() -> None:
                 try:
