@@ -59,7 +59,7 @@ def test_tokens_come_from_config_file_and_environment(
     token_file = tmp_path / "tokens"
     token_file.write_text("# team tokens\nfile-token-1\n\n  file-token-2  \n")
     monkeypatch.setenv(TOKENS_ENV, "env-token-1, env-token-2 file-token-1")
-    config = ServeConfig(tokens=("cfg-token",), tokens_file=token_file)
+    config = ServeConfig.model_validate({"tokens": ["cfg-token"], "tokens_file": token_file})
     assert config.resolved_tokens() == (
         "cfg-token",
         "file-token-1",
