@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from dreamgym_sdk import EpisodeCompleted, EventBus, RolloutRunner, Task
-from dreamgym_sdk.integrations.miniwob import MiniWoBEnv
+from dreamgym_sdk.integrations.miniwob import MiniWoBEnv, miniwob_task
 from dreamgym_sdk.testing import FunctionPolicy
 from dreamgym_sdk.types import Transition
 
@@ -46,11 +46,14 @@ async def main(out: Path | None) -> None:
     episodes = []
     async with EventBus() as bus:
         bus.subscribe(EpisodeCompleted, callback=lambda event: episodes.append(event.episode))
-        for name in ("click-test-2", "enter-text", "click-checkboxes"):
-            runner = RolloutRunner(
-                lambda group, name=name: MiniWoBEnv(name), FunctionPolicy(policy), bus=bus, max_steps=8
-            )
-            await runner.run([Task(instruction=name, environment="miniwob")], group_size=2, seed=0)
+        # One env factory for every task: reset(task=miniwob_task(name)) opens that task's page.
+        runner = RolloutRunner(lambda group: MiniWoBEnv(), FunctionPolicy(policy), bus=bus, max_steps=8)
+        tasks = [miniwob_task(name) for name in ("click-test-2", "enter-text", "click-checkboxes")]
+        await runner.run(
+            tasks,
+            group_size=2,
+            seed=0,
+        )
     for episode in episodes:
         first = episode.transitions[0]
         print(f"{episode.task.instruction:18} success={episode.success} steps={len(episode)}")

@@ -18,12 +18,21 @@ from dreamgym_sdk._imports import require
 require("gymnasium", extra="miniwob", feature="dreamgym_sdk.integrations.miniwob")
 
 from .actions import ACTION_HELP, ActionKind, InvalidActionError, ParsedAction, parse_action  # noqa: E402
-from .env import ENVIRONMENT, InvalidActionMode, MiniWoBEnv, RewardMode, find_chrome  # noqa: E402
+from .env import (  # noqa: E402
+    ENVIRONMENT,
+    TASK_KEY,
+    InvalidActionMode,
+    MiniWoBEnv,
+    RewardMode,
+    find_chrome,
+    miniwob_task,
+)
 from .state import MiniWoBStateMapper  # noqa: E402
 
 __all__ = [
     "ACTION_HELP",
     "ENVIRONMENT",
+    "TASK_KEY",
     "ActionKind",
     "InvalidActionError",
     "InvalidActionMode",
@@ -33,6 +42,7 @@ __all__ = [
     "RewardMode",
     "find_chrome",
     "is_miniwob_available",
+    "miniwob_task",
     "parse_action",
 ]
 

@@ -14,10 +14,20 @@ from ..gymnasium import GymnasiumToEnv
 from .actions import ActionKind, InvalidActionError, parse_action
 from .state import MiniWoBStateMapper
 
-__all__ = ["ENVIRONMENT", "InvalidActionMode", "MiniWoBEnv", "RewardMode", "find_chrome"]
+__all__ = [
+    "ENVIRONMENT",
+    "TASK_KEY",
+    "InvalidActionMode",
+    "MiniWoBEnv",
+    "RewardMode",
+    "find_chrome",
+    "miniwob_task",
+]
 
 ENVIRONMENT = "miniwob"
 """The environment name of MiniWoB tasks and transitions."""
+TASK_KEY = "miniwob_task"
+"""The task metadata entry naming the MiniWoB task to play."""
 
 _KINDS = {
     ActionKind.CLICK: "CLICK_ELEMENT",
@@ -64,6 +74,21 @@ def find_chrome() -> tuple[str, str] | None:
     return (binary, driver) if binary and driver else None
 
 
+def miniwob_task(name: str, *, instruction: str | None = None) -> Task:
+    """A :class:`~dreamgym_sdk.Task` that makes :class:`MiniWoBEnv` play the MiniWoB task ``name``.
+
+    Its id is stable (``miniwob-<name>``), so the rollouts of one task form one group across runs; its
+    instruction defaults to the name (each episode's actual instruction is the page's utterance, the
+    first line of the state).
+    """
+    return Task(
+        id=f"miniwob-{name}",
+        instruction=instruction or name,
+        environment=ENVIRONMENT,
+        metadata={TASK_KEY: name},
+    )
+
+
 class MiniWoBEnv(GymnasiumToEnv):
     """A MiniWoB++ task (``click-test-2``, ``enter-text``, ``login-user``, ...) as a real environment.
 
@@ -75,9 +100,11 @@ class MiniWoBEnv(GymnasiumToEnv):
     ```
 
     The page runs in headless Chromium through Selenium (the ``miniwob`` package's own driver); the
-    browser starts on the first ``reset`` and stops on :meth:`close`. Observations are text states from
-    :class:`MiniWoBStateMapper`; actions are text in the language of :data:`ACTION_HELP` (``click [12]``,
-    ``type [5] "hello"``, ``press <Enter>``, ``noop``). The same seed gives the same task instance.
+    browser starts on the first ``reset`` and stops on :meth:`close`. ``reset(task=miniwob_task(name))``
+    plays another task (the browser is restarted for it), so one env factory serves a whole task list.
+    Observations are text states from :class:`MiniWoBStateMapper`; actions are text in the language of
+    :data:`ACTION_HELP` (``click [12]``, ``type [5] "hello"``, ``press <Enter>``, ``noop``). The same
+    seed gives the same task instance.
 
     ``info`` holds ``utterance``, ``fields`` (the task's key/value slots), MiniWoB's ``raw_reward``,
     ``env_reward`` and ``reason``, ``success`` and, after ``reset``, ``task``: the given task, or one whose
@@ -87,7 +114,8 @@ class MiniWoBEnv(GymnasiumToEnv):
     set ``MINIWOB_CHROME_BINARY`` and ``MINIWOB_CHROMEDRIVER`` to use others.
 
     Args:
-        task_name: the MiniWoB task, as in its file name (``"click-test-2"``).
+        task_name: the MiniWoB task played when ``reset`` gets no task naming one, as in its file name
+            (``"click-test-2"``).
         reward: how the step reward is computed, see :class:`RewardMode`.
         invalid_action: what an unparseable action does, see :class:`InvalidActionMode`.
         mapper: renders observations; defaults to ``MiniWoBStateMapper()``.
@@ -98,7 +126,7 @@ class MiniWoBEnv(GymnasiumToEnv):
 
     def __init__(
         self,
-        task_name: str,
+        task_name: str | None = None,
         *,
         reward: RewardMode | str = RewardMode.BINARY,
         invalid_action: InvalidActionMode | str = InvalidActionMode.NOOP,
@@ -119,36 +147,51 @@ class MiniWoBEnv(GymnasiumToEnv):
         self.screenshots = screenshots
         self._invalid: str | None = None
         self._fields: list[tuple[str, str]] = []
-        self._seed: int | None = None
+        self._utterance = ""
+        self._playing: str | None = None
+        self._make_kwargs_miniwob = dict(make_kwargs or {})
         super().__init__(
-            f"miniwob/{task_name}-v1",
+            self._make_gym_env,
             observation_to_text=self._render,
             action_from_text=self._to_miniwob,
             max_steps=max_steps,
             environment=ENVIRONMENT,
-            make_kwargs=make_kwargs,
         )
 
-    def _ensure_env(self) -> Any:
+    @property
+    def playing(self) -> str | None:
+        """The MiniWoB task of the current (or last) episode."""
+        return self._playing
+
+    def _make_gym_env(self) -> Any:
+        gymnasium = require("gymnasium", extra="miniwob", feature="MiniWoBEnv")
         require("miniwob", extra="miniwob", feature="MiniWoBEnv")  # importing it registers the tasks
-        return super()._ensure_env()
+        return gymnasium.make(f"miniwob/{self._playing}-v1", **self._make_kwargs_miniwob)
 
     def _reset_sync(
         self, task: Task | None, seed: int | None, options: dict[str, Any] | None
     ) -> tuple[str, dict[str, Any]]:
+        self._started = False  # a failed reset leaves no playable episode
+        name = (task.metadata.get(TASK_KEY) if task is not None else None) or self.task_name
+        if not name:
+            raise ValueError(
+                "no MiniWoB task to play: pass MiniWoBEnv(task_name) or reset(task=miniwob_task(name))"
+            )
+        if name != self._playing and self._env is not None:  # another task: another page, a new browser
+            env, self._env = self._env, None
+            env.close()
+        self._playing = str(name)
         options = {"record_screenshots": self.screenshots, **(options or {})}
         self._blur()
         text, info = super()._reset_sync(task, seed, options)
         info.pop("root_dom", None)
-        self._seed = seed
-        utterance = text.split("\n", 1)[0] if self.mapper.include_utterance else ""
-        info["utterance"] = utterance
+        info["utterance"] = self._utterance
         info["fields"] = dict(self._fields)
         if task is None:
             info["task"] = Task(
-                instruction=utterance,
+                instruction=self._utterance,
                 environment=ENVIRONMENT,
-                metadata={"miniwob_task": self.task_name, "seed": seed},
+                metadata={TASK_KEY: self._playing, "seed": seed},
             )
         return text, info
 
@@ -183,6 +226,7 @@ class MiniWoBEnv(GymnasiumToEnv):
 
     def _render(self, observation: Any, info: Any) -> str:
         self._fields = [(str(k), str(v)) for k, v in observation.get("fields") or ()]
+        self._utterance = " ".join(str(observation.get("utterance") or "").split())
         return self.mapper.state(observation)
 
     def _to_miniwob(self, text: str) -> Any:
@@ -194,7 +238,9 @@ class MiniWoBEnv(GymnasiumToEnv):
                 raise
             self._invalid = str(exc)
             parsed = parse_action("noop")
-        unwrapped: Any = self._ensure_env().unwrapped
+        env = self._env
+        assert env is not None  # actions are parsed by step(), after a reset
+        unwrapped: Any = env.unwrapped
         fields: dict[str, Any] = {}
         if parsed.ref is not None:
             fields["ref"] = parsed.ref

@@ -27,6 +27,7 @@ from dreamgym_sdk.integrations.miniwob import (
     MiniWoBStateMapper,
     ParsedAction,
     is_miniwob_available,
+    miniwob_task,
     parse_action,
 )
 
@@ -132,15 +133,26 @@ async def test_a_task_passes_check_env_headless() -> None:
 
 @needs_browser
 async def test_tasks_solved_end_to_end_and_recorded_as_real_episodes() -> None:
-    episodes = []
-    for name in ("click-test-2", "enter-text"):
-        runner = RolloutRunner(lambda group, name=name: MiniWoBEnv(name), FunctionPolicy(solver), max_steps=5)
-        episodes += await runner.run([Task(instruction=name, environment="miniwob")], group_size=2, seed=7)
+    runner = RolloutRunner(lambda group: MiniWoBEnv(), FunctionPolicy(solver), max_steps=5)
+    tasks = [miniwob_task("click-test-2"), miniwob_task("enter-text")]
+    episodes = await runner.run(tasks, group_size=2, seed=7)
     assert [len(e) for e in episodes] == [1, 1, 2, 2]
+    assert [e.task.id for e in episodes] == ["miniwob-click-test-2"] * 2 + ["miniwob-enter-text"] * 2
     for episode in episodes:
         assert episode.success and episode.total_reward == 1.0 and episode.source == "real"
         assert episode.transitions[-1].next_state == "[The task is over: success.]"
     assert episodes[2].transitions[0].action.startswith("type [")
+
+
+@needs_browser
+async def test_one_env_plays_several_tasks() -> None:
+    async with MiniWoBEnv("click-test-2") as env:
+        assert (await env.reset(seed=0))[0].startswith("Click button")
+        obs, info = await env.reset(task=miniwob_task("enter-text"), seed=0)
+        assert obs.startswith("Enter ") and env.playing == "enter-text" and info["fields"]["target"] in obs
+        assert info["task"].id == "miniwob-enter-text"
+        with pytest.raises(ValueError, match="no MiniWoB task"):
+            await MiniWoBEnv().reset()
 
 
 @needs_browser
