@@ -49,11 +49,7 @@ async def main(out: Path | None) -> None:
         # One env factory for every task: reset(task=miniwob_task(name)) opens that task's page.
         runner = RolloutRunner(lambda group: MiniWoBEnv(), FunctionPolicy(policy), bus=bus, max_steps=8)
         tasks = [miniwob_task(name) for name in ("click-test-2", "enter-text", "click-checkboxes")]
-        await runner.run(
-            tasks,
-            group_size=2,
-            seed=0,
-        )
+        await runner.run(tasks, group_size=2, seed=0)
     for episode in episodes:
         first = episode.transitions[0]
         print(f"{episode.task.instruction:18} success={episode.success} steps={len(episode)}")
