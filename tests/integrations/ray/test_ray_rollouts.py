@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import anyio
 import pytest
 
 from dreamgym_sdk import DreamEnv, EpisodeCompleted, EventBus, ExperienceRequest, Task
+from dreamgym_sdk.integrations.openenv import OpenEnvWebSocketEnv
 from dreamgym_sdk.integrations.ray import RayConfig, RayRollouts
 from dreamgym_sdk.testing import FunctionExperienceModel, FunctionPolicy, ScriptedPolicy
 from dreamgym_sdk.types import Episode
@@ -161,3 +163,28 @@ def test_starting_without_ray_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "dreamgym-sdk[ray]" in out
+
+
+def _echo_server_module() -> Any:
+    """The OpenEnv stand-in server of the OpenEnv integration's tests."""
+    path = Path(__file__).resolve().parents[1] / "openenv" / "openenv_echo_server.py"
+    spec = importlib.util.spec_from_file_location("openenv_echo_server_for_ray", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_workers_play_against_a_remote_env_server() -> None:
+    echo = _echo_server_module()
+    async with echo.echo_server() as (url, stats):  # served by this (the driver's) event loop
+
+        def remote_env(group: int) -> OpenEnvWebSocketEnv:  # runs in the workers: a client session
+            return OpenEnvWebSocketEnv(url, max_steps=3)
+
+        policy = ScriptedPolicy(["hi", "bye"])
+        async with RayRollouts(remote_env, policy=policy, config=RayConfig(num_workers=2)) as rollouts:
+            episodes = await rollouts.run([Task(instruction="say bye", environment="openenv")], group_size=4)
+    assert stats.sessions == 4
+    assert all(e.terminated and e.source == "real" and len(e) == 2 for e in episodes)
