@@ -164,6 +164,8 @@ class TRLEnvironmentFactory(Generic[E]):
     **Tasks.** Without a ``task`` column in the dataset (or with no dataset at all, when the environment
     owns the data), tasks are taken from ``tasks`` in turn, each for ``group_size`` consecutive rollouts:
     set it to ``GRPOConfig.num_generations`` so that the rollouts of one GRPO group play the same task.
+    The pool counts rollouts per process: with several training processes, give tasks as a dataset
+    column instead (TRL repeats each row for its whole group).
 
     Args:
         make_env: makes the env of one environment instance (called once per instance; the env is
