@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dreamgym_sdk._imports import require
-from dreamgym_sdk.replay._records import TRANSITION_COLUMNS, content_hash, transition_from_row
+from dreamgym_sdk.replay._records import TRANSITION_COLUMNS, hash_parts, transition_from_row
 from dreamgym_sdk.types import Transition
 
 __all__ = [
@@ -81,41 +82,39 @@ def transitions_schema(dim: int | None, embedder: str | None = None) -> Any:
     return pa_.schema(fields, metadata=metadata)
 
 
+_TRANSITION_FIELDS = (
+    "id", "task_id", "episode_id", "step", "environment", "state", "action", "reasoning", "next_state",
+    "reward", "terminated", "truncated", "success", "source",
+)  # fmt: skip
+_PROVENANCE_FIELDS = (
+    "model", "prompt_version", "retrieved_ids", "prompt_tokens", "completion_tokens", "latency_s", "cost_usd",
+    "cached",
+)  # fmt: skip
+_TRANSITION_GETTER = attrgetter(*_TRANSITION_FIELDS, "provenance")
+_PROVENANCE_GETTER = attrgetter(*_PROVENANCE_FIELDS)
+
+
 def transitions_to_arrow(
     transitions: Sequence[Transition], vectors: NDArray[np.float32] | None, schema: Any
 ) -> Any:
     """A table of ``schema`` holding the transitions (and their vectors, if the schema has that column)."""
     pa_ = pyarrow()
-    ts = transitions
-    provenance = [t.provenance for t in ts]
-    columns: dict[str, Any] = {
-        "id": [t.id for t in ts],
-        "task_id": [t.task_id for t in ts],
-        "episode_id": [t.episode_id for t in ts],
-        "step": [t.step for t in ts],
-        "environment": [t.environment for t in ts],
-        "state": [t.state for t in ts],
-        "action": [t.action for t in ts],
-        "reasoning": [t.reasoning for t in ts],
-        "next_state": [t.next_state for t in ts],
-        "reward": [float(t.reward) for t in ts],
-        "terminated": [t.terminated for t in ts],
-        "truncated": [t.truncated for t in ts],
-        "success": [t.success for t in ts],
-        "source": [t.source.value for t in ts],
-        "provenance_model": [p.model for p in provenance],
-        "provenance_prompt_version": [p.prompt_version for p in provenance],
-        "provenance_retrieved_ids": [list(p.retrieved_ids) for p in provenance],
-        "provenance_prompt_tokens": [p.prompt_tokens for p in provenance],
-        "provenance_completion_tokens": [p.completion_tokens for p in provenance],
-        "provenance_latency_s": [p.latency_s for p in provenance],
-        "provenance_cost_usd": [p.cost_usd for p in provenance],
-        "provenance_cached": [p.cached for p in provenance],
-        "content_hash": [content_hash(t) for t in ts],
-        "added_at": [time.time()] * len(ts),
-    }
+    n = len(transitions)
+    # Transpose with C-level attribute getters: several times faster than one comprehension per column.
+    rows = list(map(_TRANSITION_GETTER, transitions))
+    values: list[Any] = list(zip(*rows, strict=True)) if n else [()] * (len(_TRANSITION_FIELDS) + 1)
+    columns: dict[str, Any] = dict(zip(_TRANSITION_FIELDS, values, strict=False))
+    provenance = list(map(_PROVENANCE_GETTER, values[-1]))
+    provenance_values: list[Any] = (
+        list(zip(*provenance, strict=True)) if n else [()] * len(_PROVENANCE_FIELDS)
+    )
+    columns.update(zip((f"provenance_{f}" for f in _PROVENANCE_FIELDS), provenance_values, strict=True))
+    columns["content_hash"] = list(
+        map(hash_parts, columns["environment"], columns["state"], columns["action"], columns["next_state"])
+    )
+    columns["added_at"] = [time.time()] * n
     if schema.get_field_index(RECORD) >= 0:
-        columns[RECORD] = [t.model_dump_json() for t in ts]
+        columns[RECORD] = [t.model_dump_json() for t in transitions]
     arrays: list[Any] = [pa_.array(columns[f.name], type=f.type) for f in schema if f.name != VECTOR]
     if schema.get_field_index(VECTOR) >= 0:
         if vectors is None:

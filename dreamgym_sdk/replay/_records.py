@@ -63,7 +63,12 @@ def content_hash(transition: Transition) -> str:
     the admission policy uses it to skip duplicate synthetic steps.
     """
     t = transition
-    text = f"{t.environment}\x1f{t.state}\x1f{t.action}\x1f{t.next_state}"
+    return hash_parts(t.environment, t.state, t.action, t.next_state)
+
+
+def hash_parts(environment: str, state: str, action: str, next_state: str) -> str:
+    """:func:`content_hash` of the parts."""
+    text = f"{environment}\x1f{state}\x1f{action}\x1f{next_state}"
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
