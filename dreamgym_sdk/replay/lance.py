@@ -701,7 +701,11 @@ class LanceDBReplayBuffer:
         Args:
             where: a LanceDB SQL predicate over the table's columns (e.g. ``"reward < 0.5"``); combined
                 with the keyword filters by AND. ``where="true"`` deletes everything.
-            ids, environment, task_id, episode_id, source: filters.
+            ids: only these ids.
+            environment: only this environment.
+            task_id: only this task.
+            episode_id: only this episode.
+            source: only this source.
 
         Raises:
             ValueError: no filter was given.
