@@ -52,6 +52,8 @@ class ReplayConfig(BaseModel):
     """Vector length, for embedders that need it (hashing, litellm)."""
     embed_cache_size: int = Field(default=32_768, ge=0)
     """Vectors kept in the in-memory LRU cache keyed by text hash (0 disables it)."""
+    embed_cache_path: str | None = None
+    """Also cache vectors in this SQLite file, across runs (e.g. ``"runs/embeddings.sqlite"``)."""
 
     write_window_s: float = Field(default=0.005, ge=0)
     """Write coalescing: after the first pending ``add``, wait this long for more before writing. All adds

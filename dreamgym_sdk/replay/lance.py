@@ -156,11 +156,13 @@ class LanceDBReplayBuffer:
             config = ReplayConfig.model_validate({**overrides, "uri": os.fspath(config)})
         self.config: ReplayConfig = config
         inner = embedder if embedder is not None else make_embedder(config.embedder, dim=config.embedder_dim)
+        wrap = not isinstance(inner, CachedEmbedder) and (config.embed_cache_size or config.embed_cache_path)
         self.embedder: Embedder = (
-            inner
-            if isinstance(inner, CachedEmbedder) or config.embed_cache_size == 0
-            else CachedEmbedder(inner, maxsize=config.embed_cache_size)
+            CachedEmbedder(inner, maxsize=config.embed_cache_size, path=config.embed_cache_path)
+            if wrap
+            else inner
         )
+        self._own_cache = bool(wrap)
         self._writer: Coalescer[_WriteJob, None] = Coalescer(
             self._write, name="replay writer", window=config.write_window_s, max_size=config.max_write_rows,
             size=lambda job: len(job.ids),
@@ -245,6 +247,8 @@ class LanceDBReplayBuffer:
                 table.close()
             if db is not None:
                 db.close()
+            if self._own_cache and isinstance(self.embedder, CachedEmbedder):
+                self.embedder.close()
 
     async def _open(self) -> None:
         lancedb = require("lancedb", extra="lancedb", feature="LanceDBReplayBuffer")

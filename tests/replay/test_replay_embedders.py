@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -167,3 +168,21 @@ async def test_retrieval_with_the_default_embedder_is_semantic(
         await lexical.add(data)
         lexical_hits = await lexical.search(*PARAPHRASE, k=2)
         assert lexical_hits[0].score - lexical_hits[1].score < hits[0].score - hits[1].score
+
+
+async def test_the_disk_cache_survives_the_process(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "vectors.sqlite"
+    first = CachedEmbedder(HashingEmbedder(dim=32), path=path)
+    vectors = await first.embed(["a", "b"])
+    first.close()
+
+    class Refusing(HashingEmbedder):
+        async def embed(self, texts: Sequence[str]) -> Any:
+            raise AssertionError(f"should come from the disk cache: {texts}")
+
+    second = CachedEmbedder(Refusing(dim=32), maxsize=0, path=path)
+    assert np.array_equal(await second.embed(["b", "a"]), vectors[::-1])
+    assert second.hits == 2
+    other = CachedEmbedder(HashingEmbedder(dim=32, bigrams=False), path=path)  # another name: not shared
+    await other.embed(["a"])
+    assert other.misses == 1
