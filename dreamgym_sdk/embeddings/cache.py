@@ -119,10 +119,9 @@ class CachedEmbedder:
         if missing:
             self.misses += len(missing)
             vectors = await self.inner.embed(list(missing_texts.values()))
-            if vectors.shape != (len(missing), self.dim):
-                raise ValueError(
-                    f"embedder {self.name!r} returned shape {vectors.shape}, expected {(len(missing), self.dim)}"
-                )
+            expected = (len(missing), self.dim)
+            if vectors.shape != expected:
+                raise ValueError(f"embedder {self.name!r} returned shape {vectors.shape}, expected {expected}")
             vectors = vectors.astype(np.float32, copy=False)
             for (key, rows), vector in zip(missing.items(), vectors, strict=True):
                 out[rows] = vector
