@@ -121,7 +121,9 @@ class CachedEmbedder:
             vectors = await self.inner.embed(list(missing_texts.values()))
             expected = (len(missing), self.dim)
             if vectors.shape != expected:
-                raise ValueError(f"embedder {self.name!r} returned shape {vectors.shape}, expected {expected}")
+                raise ValueError(
+                    f"embedder {self.name!r} returned shape {vectors.shape}, expected {expected}"
+                )
             vectors = vectors.astype(np.float32, copy=False)
             for (key, rows), vector in zip(missing.items(), vectors, strict=True):
                 out[rows] = vector
