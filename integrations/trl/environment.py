@@ -20,7 +20,7 @@ from typing import Any, Generic, Self
 from anyio.from_thread import BlockingPortal
 from typing_extensions import TypeVar
 
-from dreamgym_sdk.env import Env, RecordedEnv, TaskLike
+from dreamgym_sdk.env import Env, RecordedEnv, RecordingEnv, TaskLike
 from dreamgym_sdk.errors import EpisodeFinishedError, ResetNeededError
 from dreamgym_sdk.types import Episode, StepResult, Task
 
@@ -72,7 +72,11 @@ class ToolEnvironment:
         factory = self._factory
         task, seed = factory._assign(row)  # pyright: ignore[reportPrivateUsage]
         if self._env is None:
-            self._env = factory.make_env()
+            made = factory.make_env()
+            # real envs are recorded too, so that every rollout yields an Episode (sim-to-real with TRL)
+            self._env = (
+                made if isinstance(made, RecordedEnv) else RecordingEnv(made, environment=factory.environment)
+            )
         env = self._env
 
         async def start() -> tuple[str, dict[str, Any]]:
@@ -120,7 +124,7 @@ class ToolEnvironment:
 
     @property
     def episode(self) -> Episode | None:
-        """The current episode as recorded by the env (``None`` if it does not record episodes)."""
+        """The current episode so far (``None`` before the first reset)."""
         return self._env.episode if isinstance(self._env, RecordedEnv) else None
 
     @property
@@ -169,7 +173,8 @@ class TRLEnvironmentFactory(Generic[E]):
 
     Args:
         make_env: makes the env of one environment instance (called once per instance; the env is
-            reset for each rollout). Typically ``lambda: DreamEnv(model, max_steps=...)``.
+            reset for each rollout). Typically ``lambda: DreamEnv(model, max_steps=...)``; a real env
+            is wrapped in :class:`~dreamgym_sdk.RecordingEnv` so its rollouts are recorded too.
         tasks: the task pool for rows without a task.
         group_size: consecutive rollouts that share a task from the pool.
         environment_class: the :class:`ToolEnvironment` subclass defining the tools.

@@ -15,7 +15,7 @@ import pytest
 from dreamgym_sdk import DreamEnv, EpisodeFinishedError, ExperienceRequest, Task
 from dreamgym_sdk.integrations.trl import ToolEnvironment, TRLEnvironmentFactory
 from dreamgym_sdk.testing import FunctionExperienceModel
-from dreamgym_sdk.types import Episode
+from dreamgym_sdk.types import Episode, StepResult
 
 KITCHEN = "fridge: closed; apple: in hand"
 
@@ -109,6 +109,37 @@ def test_tasks_from_rows_pool_groups_and_seeds() -> None:
         assert env.reset(task=pool[0].model_dump()).startswith("a")
         with pytest.raises(KeyError):
             env.reset(task_id="nope")
+
+
+def test_a_real_env_is_recorded_too() -> None:
+    class Counter:
+        """A minimal real env: counts "add" actions, done at 2."""
+
+        def __init__(self) -> None:
+            self.n = 0
+
+        async def reset(
+            self, *, task: Any = None, seed: Any = None, options: Any = None
+        ) -> tuple[str, dict[str, Any]]:
+            self.n = 0
+            return "count: 0", {}
+
+        async def step(self, action: str) -> StepResult:
+            self.n += action == "add"
+            return StepResult(
+                f"count: {self.n}", float(self.n == 2), self.n >= 2, False, {"success": self.n >= 2}
+            )
+
+        async def close(self) -> None:
+            pass
+
+    episodes: list[Episode] = []
+    with TRLEnvironmentFactory(Counter, tasks=["count to 2"], on_episode=episodes.append) as factory:
+        env = factory()
+        env.reset()
+        env.act("add")
+        assert env.act("add").endswith("success.]") and env.get_reward() == 1.0
+    assert episodes[0].source == "real" and episodes[0].success and len(episodes[0]) == 2
 
 
 def test_subclasses_define_typed_tools() -> None:
