@@ -16,6 +16,7 @@ from typing import Any, Protocol, cast
 import aiohttp
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import from_json, to_json
 
 from dreamgym_sdk.errors import ResetNeededError
 from dreamgym_sdk.serve.errors import (
@@ -92,7 +93,7 @@ class WebSocketTransport:
         self.session_id: str | None = None
 
     async def request(self, kind: str, data: dict[str, Any] | None) -> dict[str, Any]:
-        frame = json.dumps({"type": kind, "data": data} if data is not None else {"type": kind})
+        frame = to_json({"type": kind, "data": data} if data is not None else {"type": kind}).decode()
         policy = self._policy
         for attempt in range(1, policy.attempts + 1):
             try:
@@ -136,7 +137,7 @@ class WebSocketTransport:
                     "the message exceeds the server's size limit", type="payload_too_large", status=413
                 )
             raise _Dropped(f"connection closed (code {ws.close_code})")
-        reply = json.loads(message.data)
+        reply = from_json(message.data)
         payload: dict[str, Any] = reply.get("data") or {}
         if reply.get("type") == "error":
             _raise_for(payload)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
+import anyio
 from fastapi import Depends, FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -139,15 +140,16 @@ def create_app(state: AppState) -> FastAPI:
             raise WireError("rate_limited", "too many requests for this token", retry_after=round(retry, 3))
         return who
 
-    async def run_op(op: Callable[[], Awaitable[dict[str, Any]]]) -> Response:
-        scope = service.begin()
+    async def run_op(op: Callable[[], Awaitable[Any]]) -> Any:
+        scope = anyio.CancelScope()
+        service.begin(scope)
         reply: Any = None
         try:
             with scope:
                 reply = await op()
             if scope.cancelled_caught:
                 raise WireError("shutting_down", "the server shut down before the request finished")
-            return Response(dumps(reply), media_type="application/json")
+            return reply
         finally:
             service.end(scope)
 
@@ -187,11 +189,7 @@ def create_app(state: AppState) -> FastAPI:
     @app.post("/sessions", status_code=201, response_model=SessionCreated, tags=["sessions"])
     async def create_session(who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
         """Open a session with a fresh environment, owned by this token."""
-        scope = service.begin()
-        try:
-            session = await service.create(who)
-        finally:
-            service.end(scope)
+        session = await run_op(lambda: service.create(who))
         return Response(dumps({"session_id": session.id}), status_code=201, media_type="application/json")
 
     @app.post("/sessions/{session_id}/reset", response_model=ObservationResponse, tags=["sessions"])
@@ -200,13 +198,15 @@ def create_app(state: AppState) -> FastAPI:
     ) -> Response:
         """Start a new episode; ``task`` is a Task object or an instruction string."""
         session = service.store.get(session_id, who)
-        return await run_op(lambda: service.reset(session, body or ResetRequest()))
+        reply = await run_op(lambda: service.reset(session, body or ResetRequest()))
+        return Response(dumps(reply), media_type="application/json")
 
     @app.post("/sessions/{session_id}/step", response_model=ObservationResponse, tags=["sessions"])
     async def step(session_id: str, body: StepRequest, who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
         """Take one step; 409 ``reset_needed`` before a reset, 409 ``episode_finished`` after the end."""
         session = service.store.get(session_id, who)
-        return await run_op(lambda: service.step(session, body))
+        reply = await run_op(lambda: service.step(session, body))
+        return Response(dumps(reply), media_type="application/json")
 
     @app.get("/sessions/{session_id}/state", response_model=SessionState, tags=["sessions"])
     async def get_state(session_id: str, who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
@@ -224,11 +224,7 @@ def create_app(state: AppState) -> FastAPI:
     async def close_session(session_id: str, who: Annotated[str, Depends(identity)]) -> Response:  # pyright: ignore[reportUnusedFunction]
         """Close the session and release its environment; later calls get 410 ``session_closed``."""
         session = service.store.get(session_id, who)
-        scope = service.begin()
-        try:
-            await service.close(session)
-        finally:
-            service.end(scope)
+        await run_op(lambda: service.close(session))
         return Response(status_code=204)
 
     @app.websocket("/ws")
@@ -258,26 +254,36 @@ def create_app(state: AppState) -> FastAPI:
     async def _serve_socket(ws: WebSocket, who: str, session: Session | None) -> None:
         receive, send = ws.receive, ws.send
         requests = metrics.requests
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            requests["websocket"] += 1
-            raw: str | bytes = message.get("text") or message.get("bytes") or b""
-            try:
-                scope = service.begin()
-            except WireError as exc:
-                await send({"type": "websocket.send", "text": _error_frame(exc, None)})
-                continue
-            try:
-                with scope:
+        scope = anyio.CancelScope()  # one per connection: cancelled only if a shutdown outlives its grace
+        interrupted = False
+        with scope:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                requests["websocket"] += 1
+                raw: str | bytes = message.get("text") or message.get("bytes") or b""
+                try:
+                    service.begin(scope)
+                except WireError as exc:
+                    await send({"type": "websocket.send", "text": _error_frame(exc, None)})
+                    continue
+                try:
                     session, frame = await _answer(raw, who, session)
                     if frame is None:  # "close": the session is closed, so is the socket
                         await ws.close(1000)
                         return
                     await send({"type": "websocket.send", "text": frame})
-                if scope.cancelled_caught:
-                    exc = WireError("shutting_down", "the server shut down before the request finished")
+                except anyio.get_cancelled_exc_class():
+                    interrupted = True  # answered below; in flight until then
+                    raise
+                finally:
+                    if not interrupted:
+                        service.end(scope)
+        if interrupted:
+            exc = WireError("shutting_down", "the server shut down before the request finished")
+            try:
+                with anyio.move_on_after(1, shield=True):
                     await send({"type": "websocket.send", "text": _error_frame(exc, None)})
             finally:
                 service.end(scope)

@@ -4,8 +4,10 @@ Every operation runs under the session's lock, records metrics, turns environmen
 :class:`~dreamgym_sdk.serve.protocol.WireError` (never a traceback on the wire) and stores its answer so
 that a retried request with the same ``request_id`` is answered again instead of executed twice.
 
-Transports bracket each request with :meth:`EnvService.begin` / :meth:`EnvService.end` so that a graceful
-shutdown (:meth:`EnvService.drain`) refuses new work and waits for the work in flight, answer included.
+Transports bracket each request with :meth:`EnvService.begin` / :meth:`EnvService.end`, passing the cancel
+scope the request runs in (its own for HTTP, its connection's for WebSocket), so that a graceful shutdown
+(:meth:`EnvService.drain`) refuses new work, waits for the work in flight (answer included) and cancels
+only what outlives the grace period.
 """
 
 from __future__ import annotations
@@ -50,47 +52,46 @@ class EnvService:
         self.environment = environment
         self._secrets = [s for s in secrets if s]
         self.draining = False
-        self._inflight: set[anyio.CancelScope] = set()
+        self._busy = 0
+        self._scopes: set[anyio.CancelScope] = set()
         self._idle = anyio.Event()
 
     # -- request bracketing and graceful shutdown ------------------------------------------------------
 
-    def begin(self) -> anyio.CancelScope:
-        """Register a request; run its work inside the returned scope and call :meth:`end` after.
+    def begin(self, scope: anyio.CancelScope) -> None:
+        """Count a request as in flight until :meth:`end`; ``scope`` (the request's, or its WebSocket
+        connection's) is cancelled if a shutdown outlives its grace period meanwhile.
 
         Raises:
             WireError: ``shutting_down`` once draining started.
         """
         if self.draining:
             raise WireError("shutting_down", "the server is shutting down")
-        scope = anyio.CancelScope()
-        self._inflight.add(scope)
-        return scope
+        self._busy += 1
+        self._scopes.add(scope)
 
     def end(self, scope: anyio.CancelScope) -> None:
-        """Unregister a request started with :meth:`begin`."""
-        self._inflight.discard(scope)
-        if self.draining and not self._inflight:
+        """The request counted by :meth:`begin` was answered (or abandoned)."""
+        self._busy -= 1
+        self._scopes.discard(scope)
+        if self.draining and self._busy == 0:
             self._idle.set()
 
     @property
     def inflight(self) -> int:
         """Requests being processed now."""
-        return len(self._inflight)
+        return self._busy
 
     async def drain(self, grace: float) -> None:
         """Refuse new requests, let those in flight finish (answers included) for up to ``grace``
         seconds, then cancel the rest and wait for them to unwind."""
         self.draining = True
-        if not self._inflight:
-            return
-        with anyio.move_on_after(grace):
-            await self._idle.wait()
-        if self._inflight:
-            _log.warning(
-                "cancelling requests still running after the grace period", count=len(self._inflight)
-            )
-            for scope in list(self._inflight):
+        if self._busy:
+            with anyio.move_on_after(grace):
+                await self._idle.wait()
+        if self._busy:
+            _log.warning("cancelling requests still running after the grace period", count=self._busy)
+            for scope in list(self._scopes):
                 scope.cancel()
             with anyio.move_on_after(5):
                 await self._idle.wait()

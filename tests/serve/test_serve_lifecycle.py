@@ -116,8 +116,11 @@ async def test_shutdown_finishes_in_flight_steps_and_refuses_new_work() -> None:
 
 
 async def test_shutdown_cancels_what_outlives_the_grace_period_and_answers_it() -> None:
+    entered = anyio.Event()
+
     async def stuck(request: ExperienceRequest) -> dict[str, Any]:
         if request.action == "stuck":
+            entered.set()
             await anyio.sleep_forever()
         return world(request)
 
@@ -139,7 +142,7 @@ async def test_shutdown_cancels_what_outlives_the_grace_period_and_answers_it() 
                     errors.append(exc)
 
             tg.start_soon(step)
-            await wait_all_tasks_blocked()
+            await entered.wait()
             await server.shutdown()
         assert len(errors) == 1 and errors[0].type == "shutting_down"
     with pytest.raises(anyio.WouldBlock):
