@@ -12,7 +12,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dreamgym_sdk.errors import ConfigError
 
@@ -35,8 +43,9 @@ class ServeConfig(BaseModel):
     """Interface to listen on; the default accepts local connections only."""
     port: int = Field(default=8000, ge=0, le=65535)
     """TCP port; ``0`` picks a free one (read it back from ``EnvServer.url``)."""
-    tokens: tuple[SecretStr, ...] = ()
-    """Bearer tokens accepted by the server (prefer ``tokens_file`` or the environment variable)."""
+    tokens: tuple[SecretStr | str, ...] = ()
+    """Bearer tokens accepted by the server (prefer ``tokens_file`` or the environment variable); plain
+    strings are stored as ``SecretStr``, so they never show in a repr or a dump."""
     tokens_file: Path | None = None
     """A file with one bearer token per line (blank lines and ``#`` comments ignored)."""
     allow_unauthenticated: bool = False
@@ -48,8 +57,9 @@ class ServeConfig(BaseModel):
     model that echoes the action and ends the episode on ``done``."""
     api_base: str | None = None
     """Base URL of an OpenAI-compatible server for the experience model's provider."""
-    api_key: SecretStr | None = None
-    """API key of the experience model's provider; when unset the provider reads its usual variable."""
+    api_key: SecretStr | str | None = None
+    """API key of the experience model's provider (stored as ``SecretStr``); when unset the provider reads
+    its usual environment variable."""
     max_steps: int = Field(default=30, ge=1)
     """Episodes are truncated after this many steps."""
     environment: str = "dream"
@@ -77,6 +87,16 @@ class ServeConfig(BaseModel):
     log_level: str = "info"
     """Level of the server's own log records (``debug``, ``info``, ``warning``, ...)."""
 
+    @field_validator("tokens", mode="after")
+    @classmethod
+    def _hide_tokens(cls, tokens: tuple[SecretStr | str, ...]) -> tuple[SecretStr | str, ...]:
+        return tuple(SecretStr(t) if isinstance(t, str) else t for t in tokens)
+
+    @field_validator("api_key", mode="after")
+    @classmethod
+    def _hide_key(cls, key: SecretStr | str | None) -> SecretStr | str | None:
+        return SecretStr(key) if isinstance(key, str) else key
+
     @model_validator(mode="after")
     def _check(self) -> ServeConfig:
         if self.api_base is not None and not self.api_base.startswith(("http://", "https://")):
@@ -99,7 +119,7 @@ class ServeConfig(BaseModel):
             ConfigError: no token is configured and ``allow_unauthenticated`` is off, or the token file
                 cannot be read.
         """
-        found = [t.get_secret_value().strip() for t in self.tokens]
+        found = [_reveal(t).strip() for t in self.tokens]
         if self.tokens_file is not None:
             try:
                 lines = self.tokens_file.read_text(encoding="utf-8").splitlines()
@@ -116,6 +136,14 @@ class ServeConfig(BaseModel):
                 "or --allow-unauthenticated for a local experiment"
             )
         return tokens
+
+    def api_key_value(self) -> str | None:
+        """The provider API key in clear text, for the provider only."""
+        return None if self.api_key is None else _reveal(self.api_key)
+
+
+def _reveal(secret: SecretStr | str) -> str:
+    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> ServeConfig:

@@ -58,7 +58,7 @@ async def open_experience_model(config: ServeConfig) -> AsyncGenerator[Experienc
     if config.api_base is not None:
         overrides["api_base"] = config.api_base
     if config.api_key is not None:
-        overrides["api_key"] = config.api_key
+        overrides["api_key"] = config.api_key_value()
     provider = get_provider(config.model, **overrides)
     try:
         yield ReasoningExperienceModel(provider)

@@ -61,7 +61,8 @@ class EnvServer:
     def __init__(self, env_factory: EnvFactory, config: ServeConfig | None = None) -> None:
         self.config = config = config or ServeConfig()
         tokens = config.resolved_tokens()
-        secrets = [*tokens, *([config.api_key.get_secret_value()] if config.api_key is not None else [])]
+        api_key = config.api_key_value()
+        secrets = [*tokens, *([api_key] if api_key else [])]
         self.metrics = Metrics()
         """Counters and latency quantiles, as served on ``/metrics``."""
         self.sessions = SessionStore(
