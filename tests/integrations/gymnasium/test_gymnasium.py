@@ -1,8 +1,5 @@
 """The gymnasium integration: a DreamEnv passes gymnasium's own check_env, gymnasium text envs pass ours."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import subprocess

@@ -1,8 +1,5 @@
 """The LangGraph integration, driven by a LangGraph agent (StateGraph + ToolNode) on a fake chat model."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import subprocess

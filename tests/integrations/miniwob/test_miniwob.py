@@ -1,8 +1,5 @@
 """The MiniWoB++ integration: the action language, the text state, and real tasks in headless Chromium."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import re

@@ -1,8 +1,5 @@
 """The OpenEnv integration: a wire-protocol server session and in-process OpenEnv objects as real Envs."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import os

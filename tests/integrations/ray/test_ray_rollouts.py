@@ -1,8 +1,5 @@
 """Ray rollouts: two local workers, every episode on the driver's bus exactly once, bounded in flight."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import functools

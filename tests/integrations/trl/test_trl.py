@@ -1,8 +1,5 @@
 """The TRL integration: environments as TRL inspects and drives them, and one real GRPO step on CPU."""
 
-# Static checkers cannot follow the package-dir mapping integrations/ -> dreamgym_sdk.integrations.
-# pyright: reportMissingImports=false
-
 from __future__ import annotations
 
 import inspect
