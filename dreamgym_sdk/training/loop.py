@@ -24,9 +24,9 @@ from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.rollout import EnvFactory, RolloutRunner, group_by_task
 from dreamgym_sdk.training.base import TrainerBackend, attach_trainer
-from dreamgym_sdk.types import Episode, Source
+from dreamgym_sdk.types import Episode, Source, Task
 
-__all__ = ["Budget", "Checkpointable", "DreamGymTrainer", "LoopConfig", "iteration_metrics"]
+__all__ = ["Budget", "Checkpointable", "DreamGymTrainer", "LoopConfig", "Rollouts", "iteration_metrics"]
 
 log = get_logger(__name__)
 
@@ -70,6 +70,16 @@ class Checkpointable(Protocol):
 
 
 MetricsHook = Callable[[dict[str, float]], None]
+
+
+@runtime_checkable
+class Rollouts(Protocol):
+    """Runs grouped episodes: :class:`~dreamgym_sdk.RolloutRunner`, or e.g. Ray actors
+    (``dreamgym_sdk.integrations.ray.RayRollouts``) that publish on the same bus."""
+
+    async def run(
+        self, tasks: Sequence[Task], *, group_size: int = 1, seed: int | None = None
+    ) -> list[Episode]: ...
 
 
 def iteration_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
@@ -118,6 +128,9 @@ class DreamGymTrainer:
         config: loop settings and budget.
         bus: the event bus (the trainer enters it if you do not pass one).
         on_metrics: called with every iteration's metrics (e.g. to log to TensorBoard or W&B).
+        rollouts: what runs the episodes; defaults to a :class:`RolloutRunner` over ``env_factory`` on the
+            bus. Pass e.g. Ray rollouts to spread episodes over a cluster (they must publish
+            ``EpisodeCompleted`` on the trainer's bus).
     """
 
     def __init__(
@@ -131,6 +144,7 @@ class DreamGymTrainer:
         config: LoopConfig | None = None,
         bus: EventBus | None = None,
         on_metrics: Sequence[MetricsHook] = (),
+        rollouts: Rollouts | None = None,
     ) -> None:
         self.env_factory = env_factory
         self.policy = policy
@@ -140,6 +154,7 @@ class DreamGymTrainer:
         self.config = config or LoopConfig()
         self.bus = bus
         self.on_metrics = list(on_metrics)
+        self.rollouts = rollouts
         self.iteration = 0
         self.totals: dict[str, float] = {
             "tokens": 0.0,
@@ -252,7 +267,9 @@ class DreamGymTrainer:
         else:
             assert isinstance(self.curriculum, TaskPool)
             tasks = self.curriculum.sample(cfg.tasks_per_iteration, synthetic_share=1.0, rng=self._rng)
-        runner = RolloutRunner(self.env_factory, self.policy, bus=bus, max_concurrency=cfg.max_concurrency)
+        runner = self.rollouts or RolloutRunner(
+            self.env_factory, self.policy, bus=bus, max_concurrency=cfg.max_concurrency
+        )
         seed = cfg.seed * 1_000_003 + self.iteration * 10_007
         episodes = await runner.run(tasks, group_size=cfg.group_size, seed=seed)
         rollout_seconds = time.perf_counter() - started
