@@ -18,6 +18,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -83,10 +84,8 @@ class EnvServer:
         self._uvicorn: Any = None
         self._port: int | None = None
         self._shutting_down = False
-        self._uvicorn_done = anyio.Event()
-        self._closed = anyio.Event()
+        self._life: _Lifecycle | None = None  # created on entry: anyio objects need a running event loop
         self._hygiene = _LogHygiene(self.service.scrub)
-        self._reaper = anyio.CancelScope()
 
     @classmethod
     def for_model(
@@ -158,6 +157,9 @@ class EnvServer:
             server_header=False,
             backlog=4096,
         )
+        if self._life is not None:
+            raise ServeError("this server is already running (or has run); make a new EnvServer")
+        self._life = _Lifecycle()
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -195,8 +197,11 @@ class EnvServer:
         New requests get ``shutting_down`` (503); requests in flight finish and are answered (at most
         ``shutdown_grace`` seconds, then they are cancelled); then sockets and sessions are closed.
         """
+        life = self._life
+        if life is None:
+            return
         if self._shutting_down:
-            await self._closed.wait()
+            await life.closed.wait()
             return
         self._shutting_down = True
         try:
@@ -204,12 +209,12 @@ class EnvServer:
             await self.service.drain(self.config.shutdown_grace)
             if self._uvicorn is not None:
                 self._uvicorn.should_exit = True
-                await self._uvicorn_done.wait()
+                await life.uvicorn_done.wait()
             await self.sessions.close_all()
         finally:
-            self._reaper.cancel()  # not the task group's scope: that one also covers our owner's body
+            life.reaper.cancel()  # not the task group's scope: that one also covers our owner's body
             self._port = None
-            self._closed.set()
+            life.closed.set()
             _log.info("stopped")
 
     def _remove_log_filters(self) -> None:
@@ -218,11 +223,15 @@ class EnvServer:
 
     async def wait_closed(self) -> None:
         """Wait until the server has shut down."""
-        await self._closed.wait()
+        if self._life is None:
+            raise ServeError("the server was never started")
+        await self._life.closed.wait()
 
     async def _run_uvicorn(
         self, server: Any, sock: socket.socket, *, task_status: anyio.abc.TaskStatus[None]
     ) -> None:
+        life = self._life
+        assert life is not None
         self._uvicorn = server
         server.on_started = task_status.started
         try:
@@ -231,19 +240,29 @@ class EnvServer:
             raise ServeError("the HTTP server failed to start (see the uvicorn log)") from exc
         finally:
             sock.close()
-            self._uvicorn_done.set()
+            life.uvicorn_done.set()
         if not self._shutting_down:  # uvicorn stopped by itself (it should not): stop everything
             _log.warning("the HTTP server stopped unexpectedly")
-            self._closed.set()
+            life.closed.set()
 
     async def _reap(self) -> None:
         interval = min(30.0, max(0.01, self.config.idle_timeout / 4))
-        with self._reaper:
+        assert self._life is not None
+        with self._life.reaper:
             while True:
                 await anyio.sleep(interval)
                 expired = await self.sessions.expire_idle()
                 if expired:
                     _log.info("expired idle sessions", count=expired)
+
+
+@dataclass(slots=True)
+class _Lifecycle:
+    """What exists only while the server runs."""
+
+    uvicorn_done: anyio.Event = field(default_factory=anyio.Event)
+    closed: anyio.Event = field(default_factory=anyio.Event)
+    reaper: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
 class _LogHygiene(logging.Filter):

@@ -54,7 +54,7 @@ class EnvService:
         self.draining = False
         self._busy = 0
         self._scopes: set[anyio.CancelScope] = set()
-        self._idle = anyio.Event()
+        self._idle: anyio.Event | None = None  # created by drain(): events need a running event loop
 
     # -- request bracketing and graceful shutdown ------------------------------------------------------
 
@@ -74,7 +74,7 @@ class EnvService:
         """The request counted by :meth:`begin` was answered (or abandoned)."""
         self._busy -= 1
         self._scopes.discard(scope)
-        if self.draining and self._busy == 0:
+        if self._busy == 0 and self._idle is not None:
             self._idle.set()
 
     @property
@@ -85,16 +85,17 @@ class EnvService:
     async def drain(self, grace: float) -> None:
         """Refuse new requests, let those in flight finish (answers included) for up to ``grace``
         seconds, then cancel the rest and wait for them to unwind."""
+        idle = self._idle = anyio.Event()
         self.draining = True
         if self._busy:
             with anyio.move_on_after(grace):
-                await self._idle.wait()
+                await idle.wait()
         if self._busy:
             _log.warning("cancelling requests still running after the grace period", count=self._busy)
             for scope in list(self._scopes):
                 scope.cancel()
             with anyio.move_on_after(5):
-                await self._idle.wait()
+                await idle.wait()
 
     # -- operations ------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ def test_file_then_flags(tmp_path: Path) -> None:
     top_level = tmp_path / "top.toml"
     top_level.write_text("idle_timeout = 3.5\n")
     assert load_config(top_level).idle_timeout == 3.5
+    pytest.importorskip("yaml")
     yaml_path = tmp_path / "serve.yaml"
     yaml_path.write_text("serve:\n  port: 9002\n  environment: webshop\n")
     assert (load_config(yaml_path).port, load_config(yaml_path).environment) == (9002, "webshop")
