@@ -66,3 +66,15 @@ async def test_anonymous_mode_still_rejects_wrong_tokens() -> None:
         async with Client(server.url, token="") as env:
             obs, _ = await env.reset(task="anon")
             assert obs == "start:anon"
+
+
+def test_the_client_side_needs_no_server_dependencies() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dreamgym_sdk.serve, dreamgym_sdk.cli.serve; "
+        "print([m for m in ('fastapi', 'uvicorn', 'starlette', 'websockets') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
