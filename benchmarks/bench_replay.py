@@ -7,7 +7,7 @@ Prints one JSON object:
   conversion, write; background maintenance included) loading ``--rows`` rows of pre-computed 384-d
   vectors in batches of ``--batch`` rows. Target: >= 50,000 rows/s.
   Done as the importers do it: inside ``bulk_load()`` (maintenance paused) with two batches in flight;
-  the one maintenance pass after the load (compaction, IVF_FLAT index build) is timed separately.
+  the one maintenance pass after the load (compaction, then the IVF_SQ index build) is timed separately.
 - ``search``: top-4 latency p50/p99 (ms) of the default, real-only ``search_vector`` with the index, one
   query at a time, and recall@4 against exact brute-force search of the same queries in the same run,
   for several ``nprobes`` (interleaved). Targets: p50 <= 10 ms, recall@4 >= 0.95. Also queries/s with

@@ -12,8 +12,11 @@ __all__ = ["IndexType", "ReplayConfig"]
 class IndexType(StrEnum):
     """The approximate-nearest-neighbour index built once the table is large enough."""
 
+    IVF_SQ = "ivf_sq"
+    """Inverted file over k-means partitions with 8-bit scalar-quantised vectors, re-ranked on the exact
+    vectors (``refine_factor``): a quarter of the bytes scanned per probe (default)."""
     IVF_FLAT = "ivf_flat"
-    """Inverted file over k-means partitions with exact vectors: fast to build, high recall (default)."""
+    """Inverted file with exact vectors: no re-ranking needed, about twice the latency at equal recall."""
     IVF_HNSW_SQ = "ivf_hnsw_sq"
     """HNSW graphs inside IVF partitions over 8-bit scalar-quantised vectors: smaller, slower to build."""
 
@@ -67,12 +70,15 @@ class ReplayConfig(BaseModel):
 
     index_threshold: int = Field(default=20_000, ge=1)
     """Rows at which the ANN vector index is built automatically; below it search is exact (brute force)."""
-    index_type: IndexType = IndexType.IVF_FLAT
+    index_type: IndexType = IndexType.IVF_SQ
     """Which ANN index to build."""
     index_rows_per_partition: int = Field(default=1_000, ge=16)
     """Target rows per IVF partition (``num_partitions = rows / this``)."""
     nprobes: int = Field(default=32, ge=1)
     """IVF partitions searched per query (recall versus latency)."""
+    refine_factor: int | None = Field(default=2, ge=1)
+    """Quantised indexes: fetch ``refine_factor * k`` candidates and re-rank them on the exact vectors
+    (``None``: rank on the quantised distances)."""
     reindex_growth: float = Field(default=2.0, gt=1)
     """Retrain the vector index when the table has grown this many times since it was built."""
 

@@ -187,6 +187,7 @@ class LanceDBReplayBuffer:
         self._writes_since_maintenance = 0
         self._rows_since_maintenance = 0
         self._vector_indexed_rows: int | None = None  # rows when the vector index was (re)built
+        self._quantized = False  # whether the vector index compares quantized vectors (then: refine)
         # Ids this process wrote that the id index may not cover yet. While ``_full_id_check`` is off, the
         # dedup check asks the index only (fast_search: no scan of unindexed files) plus this set.
         self._unindexed_ids: set[str] = set()
@@ -287,6 +288,9 @@ class LanceDBReplayBuffer:
             if VECTOR in index.columns:
                 stats = await table.index_stats(index.name)
                 self._vector_indexed_rows = stats.num_indexed_rows if stats else self._rows
+                self._quantized = (
+                    "sq" in str(index.index_type).lower() or "pq" in str(index.index_type).lower()
+                )
 
     def _check_schema(self, schema: Any) -> None:
         metadata: dict[bytes, bytes] = schema.metadata or {}
@@ -569,6 +573,8 @@ class LanceDBReplayBuffer:
             query = query.bypass_vector_index()
         elif self._vector_indexed_rows is not None:
             query = query.nprobes(probes)
+            if self._quantized and self.config.refine_factor:
+                query = query.refine_factor(self.config.refine_factor)
         return await query.to_arrow()
 
     @staticmethod
@@ -798,6 +804,13 @@ class LanceDBReplayBuffer:
             self._writes_since_maintenance = 0
             self._rows_since_maintenance = 0
             written_before = set(self._unindexed_ids)
+            # Compact first: an IVF index trained on compacted files was measured to recall better than
+            # one remapped by a later compaction.
+            stats = await table.optimize(cleanup_older_than=timedelta(seconds=self.config.prune_older_than_s))
+            # Every row committed before optimize() started is in the id index now; deletes wait for this
+            # lock, so no delete happened meanwhile.
+            self._unindexed_ids -= written_before
+            self._full_id_check = False
             rows = await table.count_rows()
             action = None
             if rows >= self.config.index_threshold and (
@@ -806,11 +819,6 @@ class LanceDBReplayBuffer:
             ):
                 action = "built" if self._vector_indexed_rows is None else "rebuilt"
                 await self._build_vector_index(rows)
-            stats = await table.optimize(cleanup_older_than=timedelta(seconds=self.config.prune_older_than_s))
-            # Every row committed before optimize() started is in the id index now; deletes wait for this
-            # lock, so no delete happened meanwhile.
-            self._unindexed_ids -= written_before
-            self._full_id_check = False
         report = MaintenanceReport(
             rows=rows,
             vector_index=action,
@@ -824,12 +832,16 @@ class LanceDBReplayBuffer:
         index = require("lancedb.index", extra="lancedb", feature="LanceDBReplayBuffer")
         partitions = max(1, min(rows // self.config.index_rows_per_partition, int(math.sqrt(rows)) * 4))
         config: Any
-        if self.config.index_type is IndexType.IVF_HNSW_SQ:
+        kind = self.config.index_type
+        if kind is IndexType.IVF_HNSW_SQ:
             config = index.HnswSq(distance_type="cosine", num_partitions=max(1, rows // 100_000))
+        elif kind is IndexType.IVF_SQ:
+            config = index.IvfSq(distance_type="cosine", num_partitions=partitions)
         else:
             config = index.IvfFlat(distance_type="cosine", num_partitions=partitions)
         await self._live_table().create_index(VECTOR, config=config, replace=True)
         self._vector_indexed_rows = rows
+        self._quantized = kind is not IndexType.IVF_FLAT
         _log.info("replay vector index built", rows=rows, index=self.config.index_type.value)
 
     # -- introspection -------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ async def test_the_ann_index_is_built_past_the_threshold(make_lance: LanceFactor
     async with make_lance(uri=uri) as buffer:
         assert buffer.vector_indexed
         indices = {tuple(i.columns): i.index_type for i in await buffer.table.list_indices()}
-        assert indices[("vector",)] == "IvfFlat"
+        assert indices[("vector",)] == "IvfSq"  # the default index type
         assert {("id",), ("task_id",), ("source",), ("environment",), ("content_hash",)} <= set(indices)
         for t in data[::60]:
             hits = await buffer.search(t.state, t.action, k=4, environment=t.environment)
@@ -161,7 +161,7 @@ async def test_the_ann_index_is_built_past_the_threshold(make_lance: LanceFactor
                 (await buffer.embedder.embed([embedding_text(t.state, t.action)]))[0], k=4, exact=True,
                 environment=t.environment,
             )  # fmt: skip
-            # 12 partitions, 20 probed: the index search is exact here (ties may come in any order).
+            # 12 partitions, all probed, re-ranked on exact vectors: exact here (ties in any order).
             assert [h.score for h in hits] == pytest.approx([h.score for h in exact], abs=1e-5)
 
 
@@ -325,3 +325,13 @@ async def test_concurrent_searches_are_batched_and_each_gets_its_own_answer(
                 tg.start_soon(one, i)
         assert [got[i] for i in range(len(queries))] == [[h.transition.id for h in e] for e in expected]
         assert buffer._searcher.batches - batches_before < len(queries) / 4  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_an_ivf_flat_index_can_be_chosen(make_lance: LanceFactory) -> None:
+    async with make_lance(index_type="ivf_flat", index_threshold=100, index_rows_per_partition=20) as buffer:
+        await buffer.add([transition(i) for i in range(200)])
+        await buffer.compact()
+        indices = {tuple(i.columns): i.index_type for i in await buffer.table.list_indices()}
+        assert indices[("vector",)] == "IvfFlat"
+        t = transition(77)
+        assert (await buffer.search(t.state, t.action, k=1))[0].transition == t
