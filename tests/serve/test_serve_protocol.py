@@ -78,3 +78,17 @@ def test_the_client_side_needs_no_server_dependencies() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+async def test_pipelined_frames_are_answered_in_order() -> None:
+    """More frames than the server queues before it pauses reading (16): all answered, in order."""
+    async with (
+        running(max_steps=100) as server,
+        connect(server.ws_url, additional_headers=AUTH_A, proxy=None) as ws,
+    ):
+        await exchange(ws, {"type": "reset", "data": {"task": "pipe"}})
+        for k in range(60):
+            await ws.send(json.dumps({"type": "step", "data": {"action": f"a{k}", "request_id": f"r{k}"}}))
+        answers = [json.loads(await ws.recv()) for _ in range(60)]
+        assert [a["data"]["request_id"] for a in answers] == [f"r{k}" for k in range(60)]
+        assert answers[-1]["data"]["observation"]["text"] == "pipe|59|a59"
