@@ -86,7 +86,9 @@ async def test_pipelined_frames_are_answered_in_order() -> None:
         running(max_steps=100) as server,
         connect(server.ws_url, additional_headers=AUTH_A, proxy=None) as ws,
     ):
-        await exchange(ws, {"type": "reset", "data": {"task": "pipe"}})
+        await exchange(
+            ws, {"type": "reset", "data": {"task": {"instruction": "pipe", "metadata": {"length": 100}}}}
+        )
         for k in range(60):
             await ws.send(json.dumps({"type": "step", "data": {"action": f"a{k}", "request_id": f"r{k}"}}))
         answers = [json.loads(await ws.recv()) for _ in range(60)]
