@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Sequence
 from operator import attrgetter
@@ -11,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dreamgym_sdk._imports import require
-from dreamgym_sdk.replay._records import TRANSITION_COLUMNS, hash_parts, transition_from_row
+from dreamgym_sdk.replay._records import TRANSITION_COLUMNS, content_hash, hash_parts, transition_from_row
 from dreamgym_sdk.types import Transition
 
 __all__ = [
@@ -140,16 +141,18 @@ def checked_table(transitions: Sequence[Transition], schema: Any) -> Any:
     pc = require("pyarrow.compute", extra="lancedb", feature="the LanceDB replay buffer")
     if not all(isinstance(t, Transition) for t in transitions):  # pyright: ignore[reportUnnecessaryIsInstance]
         return None
+    if not transitions:
+        return transitions_to_arrow(transitions, None, schema)
     try:
-        if not all(type(t.step) is int for t in transitions):
+        # JSON serialises NaN and infinity as null: catch them here, where null would be ambiguous.
+        costs = [t.provenance.cost_usd for t in transitions]
+        if not np.isfinite(np.array([0.0 if c is None else c for c in costs], dtype=np.float64)).all():
             return None
-        table = transitions_to_arrow(transitions, None, schema)
+        table = _table_via_json(transitions, schema)
     except (pa_.ArrowException, AttributeError, TypeError, ValueError):
         return None
-    if not table.num_rows:
-        return table
     for f in schema:
-        if not f.nullable and table.column(f.name).null_count:
+        if (not f.nullable or f.name in _NEVER_NULL) and table.column(f.name).null_count:
             return None
     checks = [
         *(pc.min(pc.utf8_length(table.column(name))).as_py() > 0 for name in ("id", "task_id", "episode_id")),
@@ -161,6 +164,54 @@ def checked_table(transitions: Sequence[Transition], schema: Any) -> Any:
         pc.min(table.column("provenance_completion_tokens")).as_py() >= 0,
     ]
     return table if all(checks) else None
+
+
+_NEVER_NULL = frozenset(
+    {"provenance_retrieved_ids", "provenance_prompt_tokens", "provenance_completion_tokens",
+     "provenance_latency_s", "provenance_cached"}
+)  # fmt: skip
+
+
+def _table_via_json(transitions: Sequence[Transition], schema: Any) -> Any:
+    """Like :func:`transitions_to_arrow` (without vectors), about twice as fast for large batches: every
+    transition is serialised once (the ``record`` column needs that JSON anyway) and Arrow's C++ JSON reader
+    builds the columns, outside the GIL."""
+    pa_ = pyarrow()
+    pj = require("pyarrow.json", extra="lancedb", feature="the LanceDB replay buffer")
+    lines = [t.model_dump_json() for t in transitions]
+    provenance = [f for f in schema if f.name.startswith("provenance_")]
+    json_schema = pa_.schema(
+        [schema.field(name) for name in TRANSITION_COLUMNS if not name.startswith("provenance_")]
+        + [
+            pa_.field(
+                "provenance",
+                pa_.struct([f.with_name(f.name.removeprefix("provenance_")) for f in provenance]),
+            )
+        ]
+    )
+    parsed = pj.read_json(
+        io.BytesIO("\n".join(lines).encode()),
+        read_options=pj.ReadOptions(block_size=max(1 << 20, 4 * max(map(len, lines)) + 64)),
+        parse_options=pj.ParseOptions(explicit_schema=json_schema, unexpected_field_behavior="ignore"),
+    )
+    if parsed.num_rows != len(lines):
+        raise ValueError("JSON round trip lost rows")
+    nested = parsed.column("provenance").combine_chunks()
+    arrays: list[Any] = []
+    for f in schema:
+        if f.name == VECTOR:
+            continue
+        if f.name.startswith("provenance_"):
+            arrays.append(nested.field(f.name.removeprefix("provenance_")))
+        elif f.name == "content_hash":
+            arrays.append(pa_.array([content_hash(t) for t in transitions], type=f.type))
+        elif f.name == "added_at":
+            arrays.append(pa_.array(np.full(len(lines), time.time()), type=f.type))
+        elif f.name == RECORD:
+            arrays.append(pa_.array(lines, type=f.type))
+        else:
+            arrays.append(parsed.column(f.name))
+    return pa_.Table.from_arrays(arrays, schema=schema)
 
 
 def transitions_from_arrow(table: Any) -> list[Transition]:
