@@ -131,7 +131,9 @@ def create_app(state: AppState) -> FastAPI:
             {"error": service.error(WireError("internal_error", "unexpected server error"))}, status_code=500
         )
 
-    def identity(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+    async def identity(  # async: FastAPI would run a sync dependency in a worker thread
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> str:
         who = auth.identify(request.headers.get("authorization"))
         if who is None:
             raise WireError("unauthorized", "a valid bearer token is required")

@@ -190,9 +190,16 @@ class Client(RecordedEnv):
     def sync(self) -> SyncClient:
         """A blocking façade over this client for non-async code (it runs its own event loop thread).
 
-        Use it on a client that has not been used from async code yet.
+        Use it on a client that has not been used from async code yet (its connection would belong to
+        another event loop).
+
+        Raises:
+            RuntimeError: the client was already used.
         """
         from dreamgym_sdk.serve.sync import SyncClient
+
+        if self._count or self._closed:
+            raise RuntimeError("sync() needs a fresh client: this one was already used from async code")
 
         return SyncClient(self)
 

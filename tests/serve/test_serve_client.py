@@ -221,3 +221,10 @@ async def test_tokens_share_nothing_between_clients() -> None:
         assert (await a.step("x")).observation == "mine|0|x"
         assert (await b.step("y")).observation == "yours|0|y"
         assert a.session_id != b.session_id
+
+
+async def test_sync_needs_a_fresh_client() -> None:
+    async with running() as server, Client(server.url, token=TOKEN_A) as env:
+        await env.reset(task=task("x"))
+        with pytest.raises(RuntimeError, match="fresh client"):
+            env.sync()
