@@ -1,0 +1,162 @@
+"""From real transitions to your own experience model: annotate, build SFT data, distil, measure fidelity.
+
+```python
+from dreamgym_sdk.distill import (
+    DatasetConfig, DistillConfig, RuleBasedAnnotator, annotate_textworld, build_dataset, distill,
+    evaluate_fidelity, open_experience_model,
+)
+```
+
+1. **Annotate** real transitions with reasoning traces: :class:`RuleBasedAnnotator` (TextWorld ground
+   truth, recovered by :func:`replay_ground_truth`) or :class:`LLMAnnotator` (a teacher model);
+   :func:`annotate_transitions` runs either and records each trace's provenance (:class:`Annotation`).
+2. **Build** SFT examples with :func:`build_dataset`: the reasoning experience model's exact prompt
+   (history, retrieved real transitions) and the contract's JSON as the target, split by task.
+3. **Distil** with :func:`distill` (TRL SFT, loss on the answer): a tiny student with a tokenizer trained
+   on the data by default, any Hugging Face model (optionally LoRA) on a GPU. The output directory loads as
+   ``hf:<dir>``; :func:`open_experience_model` opens it with the prompt settings it was trained on.
+4. **Evaluate** with :func:`evaluate_fidelity` on held-out real transitions: reward, done and success
+   accuracy, next-state exact match and token F1, invalid-action handling, ablations, an optional judge.
+
+Importing this package does not import torch, transformers, trl or textworld; the functions that need
+them import them when called.
+"""
+
+from dreamgym_sdk.distill.annotate import (
+    AnnotatedData,
+    Annotation,
+    AnnotationRequest,
+    Annotator,
+    annotate_transitions,
+    annotations_path,
+    read_annotated,
+    read_annotations,
+    read_tasks,
+    write_annotated,
+    write_tasks,
+)
+from dreamgym_sdk.distill.card import (
+    CARD_FILE,
+    REPLAY_FILE,
+    DistilledModelCard,
+    TrainingSummary,
+    open_experience_model,
+    read_card,
+    read_replay,
+)
+from dreamgym_sdk.distill.dataset import (
+    VARIANTS,
+    DatasetConfig,
+    DistillDataset,
+    SFTExample,
+    Variant,
+    build_dataset,
+    build_examples,
+    experience_target,
+    read_examples,
+    split_by_task,
+    target_reward,
+    write_examples,
+)
+from dreamgym_sdk.distill.fidelity import FidelityConfig, FidelityRun, VariantResult, evaluate_fidelity
+from dreamgym_sdk.distill.ground_truth import (
+    GroundTruthReport,
+    StepGroundTruth,
+    episodes_of,
+    replay_ground_truth,
+)
+from dreamgym_sdk.distill.llm import LLM_ANNOTATOR_VERSION, LLMAnnotator, LLMAnnotatorConfig
+from dreamgym_sdk.distill.metrics import (
+    FidelityMetrics,
+    InvalidActionMetrics,
+    PositiveRecall,
+    Reference,
+    ScoredPrediction,
+    exact_match,
+    score_predictions,
+    state_kept,
+    token_f1,
+)
+from dreamgym_sdk.distill.policies import InvalidActionPolicy, invalid_actions
+from dreamgym_sdk.distill.rules import RULES_VERSION, RuleBasedAnnotator, explain_step
+from dreamgym_sdk.distill.sft import DistillConfig, DistillResult, TrainingProgress, distill, distill_sync
+from dreamgym_sdk.distill.textworld import (
+    PolicyMix,
+    annotate_textworld,
+    collect_textworld,
+    collection_policy,
+    references_from,
+    textworld_tasks,
+)
+from dreamgym_sdk.distill.tiny import StudentConfig, build_student
+
+__all__ = [
+    "CARD_FILE",
+    "LLM_ANNOTATOR_VERSION",
+    "REPLAY_FILE",
+    "RULES_VERSION",
+    "VARIANTS",
+    "AnnotatedData",
+    "Annotation",
+    "AnnotationRequest",
+    "Annotator",
+    "DatasetConfig",
+    "DistillConfig",
+    "DistillDataset",
+    "DistillResult",
+    "DistilledModelCard",
+    "FidelityConfig",
+    "FidelityMetrics",
+    "FidelityRun",
+    "GroundTruthReport",
+    "InvalidActionMetrics",
+    "InvalidActionPolicy",
+    "LLMAnnotator",
+    "LLMAnnotatorConfig",
+    "PolicyMix",
+    "PositiveRecall",
+    "Reference",
+    "RuleBasedAnnotator",
+    "SFTExample",
+    "ScoredPrediction",
+    "StepGroundTruth",
+    "StudentConfig",
+    "TrainingProgress",
+    "TrainingSummary",
+    "Variant",
+    "VariantResult",
+    "annotate_textworld",
+    "annotate_transitions",
+    "annotations_path",
+    "build_dataset",
+    "build_examples",
+    "build_student",
+    "collect_textworld",
+    "collection_policy",
+    "distill",
+    "distill_sync",
+    "episodes_of",
+    "evaluate_fidelity",
+    "exact_match",
+    "experience_target",
+    "explain_step",
+    "invalid_actions",
+    "open_experience_model",
+    "read_annotated",
+    "read_annotations",
+    "read_card",
+    "read_examples",
+    "read_replay",
+    "read_tasks",
+    "references_from",
+    "replay_ground_truth",
+    "score_predictions",
+    "split_by_task",
+    "state_kept",
+    "target_reward",
+    "textworld_tasks",
+    "token_f1",
+    "write_annotated",
+    "write_examples",
+    "write_tasks",
+]

@@ -1,0 +1,145 @@
+"""The TextWorld side of distillation: collect real transitions for an experience model, annotate them.
+
+:func:`collect_textworld` plays games with a mixture of the expert, an ε-random expert, uniformly random
+admissible actions and, now and then, an invalid action (:class:`~dreamgym_sdk.distill.InvalidActionPolicy`),
+so the data shows the model successes, detours, failures and refusals. :func:`annotate_textworld`
+replays the episodes for their ground truth and writes a reasoning trace per transition. Needs the
+``textworld`` extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamgym_sdk.collect import ExpertPolicy, MemorySink, MixturePolicy, RandomAdmissiblePolicy, collect
+from dreamgym_sdk.distill._tw import textworld_integration
+from dreamgym_sdk.distill.annotate import AnnotatedData, Annotator, annotate_transitions
+from dreamgym_sdk.distill.ground_truth import GroundTruthReport, replay_ground_truth
+from dreamgym_sdk.distill.metrics import Reference
+from dreamgym_sdk.distill.policies import InvalidActionPolicy
+from dreamgym_sdk.distill.rules import RuleBasedAnnotator
+from dreamgym_sdk.policies.base import Policy
+from dreamgym_sdk.types import Task, Transition
+
+__all__ = [
+    "PolicyMix",
+    "annotate_textworld",
+    "collect_textworld",
+    "collection_policy",
+    "references_from",
+    "textworld_tasks",
+]
+
+
+class PolicyMix(BaseModel):
+    """Who plays the episodes collected for an experience model (weights per episode)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    expert: float = Field(default=0.5, ge=0)
+    """The game's own solution."""
+    noisy: float = Field(default=0.35, ge=0)
+    """The expert with a random admissible detour at rate ``epsilon``."""
+    random: float = Field(default=0.15, ge=0)
+    """Uniformly random admissible actions."""
+    epsilon: float = Field(default=0.3, ge=0, le=1)
+    invalid_rate: float = Field(default=0.1, ge=0, le=1)
+    """On top of any of them: the share of steps replaced by a non-admissible action."""
+
+
+def collection_policy(mix: PolicyMix, *, seed: int = 0) -> Policy:
+    """The collection policy of ``mix``."""
+    members: list[tuple[Policy, float]] = [
+        (policy, weight)
+        for policy, weight in (
+            (ExpertPolicy(), mix.expert),
+            (RandomAdmissiblePolicy(mix.epsilon, seed=seed + 1), mix.noisy),
+            (RandomAdmissiblePolicy(1.0, seed=seed + 2), mix.random),
+        )
+        if weight > 0
+    ]
+    if not members:
+        raise ValueError("the policy mix needs a positive weight")
+    base: Policy = members[0][0] if len(members) == 1 else MixturePolicy(members, seed=seed)
+    return InvalidActionPolicy(mix.invalid_rate, seed=seed + 3, base=base) if mix.invalid_rate > 0 else base
+
+
+def textworld_tasks(games: Sequence[Any]) -> dict[str, Task]:
+    """Task id → task of each game (``GameInfo.to_task()``)."""
+    return {g.id: g.to_task() for g in games}
+
+
+async def collect_textworld(
+    games: Sequence[Any],
+    *,
+    mix: PolicyMix | None = None,
+    episodes_per_game: int = 3,
+    max_steps: int = 20,
+    concurrency: int = 4,
+    seed: int = 0,
+    on_episode: Callable[[Any], object] | None = None,
+) -> list[Transition]:
+    """Play every game ``episodes_per_game`` times with the policy mix; returns the transitions in episode
+    order.
+
+    Args:
+        games: :class:`~dreamgym_sdk.integrations.textworld.GameInfo` of each game.
+        mix: the policy mix (default :class:`PolicyMix`).
+        episodes_per_game: episodes per game.
+        max_steps: step limit of an episode.
+        concurrency: episodes played at once.
+        seed: seed of the episodes and the policies.
+        on_episode: called with each finished episode.
+    """
+    tw = textworld_integration()
+    sink = MemorySink()
+    result = await collect(
+        lambda _: tw.TextWorldEnv(max_steps=max_steps),
+        collection_policy(mix or PolicyMix(), seed=seed),
+        [g.to_task() for g in games],
+        sink,
+        episodes_per_task=episodes_per_game,
+        max_concurrency=concurrency,
+        seed=seed,
+        on_episode=on_episode,
+    )
+    return [t for episode in result.episodes for t in episode.transitions]
+
+
+async def annotate_textworld(
+    transitions: Sequence[Transition],
+    games: Sequence[Any],
+    *,
+    annotator: Annotator | None = None,
+    concurrency: int = 8,
+    on_done: Callable[[Any], None] | None = None,
+) -> tuple[AnnotatedData, GroundTruthReport]:
+    """Replay the episodes for their ground truth, then annotate every transition.
+
+    Args:
+        transitions: recorded TextWorld transitions.
+        games: the games they were played in.
+        annotator: defaults to :class:`~dreamgym_sdk.distill.RuleBasedAnnotator` (dense rewards).
+        concurrency: annotations in flight (matters for LLM annotators).
+        on_done: called after each annotation.
+    """
+    truth = await replay_ground_truth(transitions, games)
+    data = await annotate_transitions(
+        transitions,
+        annotator or RuleBasedAnnotator(),
+        tasks=textworld_tasks(games),
+        ground_truth=truth.steps,
+        concurrency=concurrency,
+        on_done=on_done,
+    )
+    return data, truth
+
+
+def references_from(data: AnnotatedData) -> list[Reference]:
+    """Fidelity references of annotated transitions (admissibility from their annotations)."""
+    return [
+        Reference(t, a.action_admissible) for t, a in zip(data.transitions, data.annotations, strict=True)
+    ]

@@ -1,0 +1,119 @@
+"""The default student on a CPU: a tiny Llama with a tokenizer trained on the collected data itself.
+
+:func:`build_student` trains a byte-level BPE tokenizer on the SFT examples (prompts and targets: the
+environment's vocabulary of states and actions, the prompt's fixed wording), adds the long lines that
+recur in most prompts (the system message, the task instruction, section headers) as single tokens, and
+builds a randomly initialised ``LlamaForCausalLM`` of a few million parameters around it. Folding the fixed
+text into a few tokens makes the sequences several times shorter, which is most of the cost of training
+and of answering on a CPU. The saved directory loads as ``hf:<dir>`` like any model. Needs the ``hf``
+extra.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dreamgym_sdk._imports import require
+from dreamgym_sdk.distill.dataset import SFTExample
+
+__all__ = ["StudentConfig", "build_student", "frequent_lines"]
+
+
+class StudentConfig(BaseModel):
+    """Size of the tiny student model and of its tokenizer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vocab_size: int = Field(default=2048, ge=300)
+    """BPE vocabulary trained on the data (special and byte tokens included; phrase tokens come on top)."""
+    hidden_size: int = Field(default=192, ge=16)
+    layers: int = Field(default=4, ge=1)
+    heads: int = Field(default=4, ge=1)
+    intermediate_size: int | None = None
+    """MLP width (default ``4 * hidden_size``)."""
+    max_positions: int = Field(default=4096, ge=128)
+    """Longest sequence (prompt and answer) the model accepts."""
+    phrase_tokens: bool = True
+    """Add the long lines that recur in prompts as single tokens (see :func:`frequent_lines`)."""
+    phrase_min_share: float = Field(default=0.1, gt=0.0, le=1.0)
+    """A line becomes a token when at least this share of the examples contain it."""
+    phrase_min_chars: int = Field(default=8, ge=4)
+    """Shortest line made a token."""
+    tokenizer_examples: int = Field(default=2_000, ge=1)
+    """How many examples the tokenizer is trained on (evenly spread over the data)."""
+
+
+def frequent_lines(texts: Iterable[str], *, min_share: float, min_chars: int, limit: int = 256) -> list[str]:
+    """The lines (stripped) found in at least ``min_share`` of ``texts``, longest first, at most ``limit``
+    of them; each is counted once per text.
+
+    Without their newline, they match in the prompt and inside the answer's JSON strings alike (where a
+    newline is written ``\\n``), so a state line copied from the prompt is the same token in the answer.
+    """
+    counts: Counter[str] = Counter()
+    total = 0
+    for text in texts:
+        total += 1
+        counts.update({line.strip() for line in text.splitlines() if len(line.strip()) >= min_chars})
+    lines = [line for line, n in counts.items() if n >= min_share * total]
+    return sorted(lines, key=lambda line: (-len(line), line))[:limit]
+
+
+def _spread(examples: Sequence[SFTExample], n: int) -> list[SFTExample]:
+    if len(examples) <= n:
+        return list(examples)
+    step = len(examples) / n
+    return [examples[int(i * step)] for i in range(n)]
+
+
+def build_student(out_dir: str | Path, examples: Sequence[SFTExample], config: StudentConfig) -> Path:
+    """Build and save the tokenizer and the untrained tiny model for ``examples``; returns ``out_dir``.
+
+    Blocking (trains a tokenizer): call it from a worker thread in async code.
+    """
+    torch = require("torch", extra="hf", feature="distillation")
+    transformers = require("transformers", extra="hf", feature="distillation")
+    from dreamgym_sdk.testing.tiny_models import build_tiny_tokenizer
+
+    sample = _spread(examples, config.tokenizer_examples)
+    corpus: list[str] = []
+    for example in sample:
+        corpus.extend(m["content"] for m in example.prompt)
+        corpus.extend(m["content"] for m in example.completion)
+    tokenizer: Any = build_tiny_tokenizer(corpus, vocab_size=config.vocab_size)
+    if config.phrase_tokens:
+        prompts = ["\n".join(m["content"] for m in e.prompt) for e in sample]
+        phrases = frequent_lines(
+            prompts, min_share=config.phrase_min_share, min_chars=config.phrase_min_chars
+        )
+        if phrases:
+            tokenizer.add_tokens(phrases)
+    tokenizer.model_max_length = config.max_positions
+    model_config = transformers.LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size or 4 * config.hidden_size,
+        num_hidden_layers=config.layers,
+        num_attention_heads=config.heads,
+        num_key_value_heads=config.heads,
+        max_position_embeddings=config.max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(model_config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
