@@ -275,9 +275,9 @@ GamesOpt = Annotated[
     Path | None,
     typer.Option("--games-from", exists=True, file_okay=False, help="TextWorld games (for tasks)."),
 ]
-KOpt = Annotated[int | None, typer.Option("--k", min=0, help="Retrieved transitions per prompt [2].")]
+KOpt = Annotated[int | None, typer.Option("--k", min=0, help="Retrieved transitions per prompt [1].")]
 WindowOpt = Annotated[
-    int | None, typer.Option("--history-window", min=0, help="Recent history steps besides step 0 [2].")
+    int | None, typer.Option("--history-window", min=0, help="Recent history steps besides step 0 [1].")
 ]
 HistoryCharsOpt = Annotated[
     int | None, typer.Option("--history-max-chars", min=200, help="History budget in characters.")
@@ -383,14 +383,16 @@ def train(
     hidden_size: Annotated[int | None, typer.Option("--hidden-size", help="Student hidden size.")] = None,
     layers: Annotated[int | None, typer.Option("--layers", help="Student layers.")] = None,
     heads: Annotated[int | None, typer.Option("--heads", help="Student attention heads.")] = None,
-    epochs: Annotated[float | None, typer.Option("--epochs", help="Passes over the data [1].")] = None,
+    epochs: Annotated[
+        float | None, typer.Option("--epochs", help="Passes over the data [5; 2 pretrained].")
+    ] = None,
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", help="Optimizer steps (overrides epochs).")
     ] = None,
     warmup_lm_steps: Annotated[
         int | None, typer.Option("--warmup-lm-steps", help="First steps trained on the whole text.")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Per-device batch size [8].")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Per-device batch size [4].")] = None,
     grad_accum: Annotated[int | None, typer.Option("--grad-accum", help="Gradient accumulation [1].")] = None,
     learning_rate: Annotated[float | None, typer.Option("--learning-rate", "--lr", help="Peak LR.")] = None,
     max_length: Annotated[

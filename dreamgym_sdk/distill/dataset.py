@@ -62,9 +62,9 @@ class DatasetConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    k: int = Field(default=2, ge=0, le=16)
-    """Retrieved real transitions shown in each prompt."""
-    history_window: int = Field(default=2, ge=0)
+    k: int = Field(default=1, ge=0, le=16)
+    """Retrieved real transitions shown in each prompt (1 keeps CPU training short; raise it on a GPU)."""
+    history_window: int = Field(default=1, ge=0)
     """Besides step 0, how many recent steps of the episode the prompt shows."""
     history_max_chars: int = Field(default=2_000, ge=200)
     """Character budget of the rendered history."""

@@ -54,11 +54,12 @@ class DistillConfig(BaseModel):
     """A Hugging Face causal LM (path or hub id) to fine-tune; ``None`` builds the tiny student."""
     student: StudentConfig = Field(default_factory=StudentConfig)
     """Size of the tiny student and its tokenizer (ignored with ``base_model``)."""
-    epochs: float = Field(default=1.0, gt=0)
-    """Passes over the training examples (ignored when ``max_steps`` is set)."""
+    epochs: float | None = Field(default=None, gt=0)
+    """Passes over the training examples (ignored when ``max_steps`` is set); default 5 for the tiny
+    student trained from scratch, 2 for a pretrained model."""
     max_steps: int | None = Field(default=None, ge=1)
     """Optimizer steps to take, overriding ``epochs``."""
-    batch_size: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=4, ge=1)
     grad_accum: int = Field(default=1, ge=1)
     """Gradient accumulation steps (effective batch ``batch_size * grad_accum``)."""
     learning_rate: float | None = Field(default=None, gt=0)
@@ -68,10 +69,11 @@ class DistillConfig(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     scheduler: str = "cosine"
     """Learning-rate schedule (any ``transformers`` scheduler name)."""
-    warmup_lm_steps: int = Field(default=0, ge=0)
+    warmup_lm_steps: int | None = Field(default=None, ge=0)
     """Of the steps, how many come first and are trained on the whole text, prompt included, before the
     paper's objective (loss on the answer only). A tiny student from scratch learns the state language and
-    to copy from its prompt much sooner this way."""
+    to copy from its prompt much sooner this way. Default: a tenth of the steps for the tiny student, none
+    for a pretrained model."""
     max_length: int = Field(default=4096, ge=64)
     """Examples with more tokens (prompt and answer) are left out."""
     lora: bool = False
@@ -178,7 +180,8 @@ def distill_sync(
 
     use_cpu = cfg.use_cpu if cfg.use_cpu is not None else not torch.cuda.is_available()
     steps_per_epoch = math.ceil(len(train_records) / (cfg.batch_size * cfg.grad_accum))
-    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    epochs = cfg.epochs if cfg.epochs is not None else (5.0 if cfg.base_model is None else 2.0)
+    total_steps = cfg.max_steps or max(1, math.ceil(epochs * steps_per_epoch))
     peft_config: Any = None
     if cfg.lora:
         peft = require("peft", extra="train", feature="LoRA distillation")
@@ -189,7 +192,10 @@ def distill_sync(
             target_modules="all-linear",
             task_type="CAUSAL_LM",
         )
-    warmup_lm = min(cfg.warmup_lm_steps, total_steps - 1)
+    wanted = cfg.warmup_lm_steps
+    if wanted is None:
+        wanted = total_steps // 10 if cfg.base_model is None else 0
+    warmup_lm = min(wanted, total_steps - 1)
     progress = _ProgressCallback(transformers, total_steps, started, on_progress, cfg.max_train_seconds)
     phase = _Phase(trl, datasets, tokenizer, cfg, use_cpu, out / "_trainer", train_data, valid_data, progress)
     trainer: Any = None

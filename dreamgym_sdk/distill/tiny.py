@@ -31,8 +31,8 @@ class StudentConfig(BaseModel):
 
     vocab_size: int = Field(default=2048, ge=300)
     """BPE vocabulary trained on the data (special and byte tokens included; phrase tokens come on top)."""
-    hidden_size: int = Field(default=192, ge=16)
-    layers: int = Field(default=4, ge=1)
+    hidden_size: int = Field(default=128, ge=16)
+    layers: int = Field(default=3, ge=1)
     heads: int = Field(default=4, ge=1)
     intermediate_size: int | None = None
     """MLP width (default ``4 * hidden_size``)."""
