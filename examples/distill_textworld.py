@@ -3,7 +3,8 @@
 Run: ``python examples/distill_textworld.py [OUT_DIR]`` (needs the ``textworld`` and ``train`` extras).
 
 1. generate 72 TextWorld cooking games (cached in ``OUT_DIR/games``): 60 to learn from, 12 held out;
-2. collect real transitions from the 60 with a policy mix (expert, noisy expert, random, invalid actions);
+2. collect real transitions from the 60 (5 episodes each) with a policy mix (expert, noisy expert,
+   random, invalid actions);
 3. annotate every transition with a rule-based reasoning trace read from the game's ground truth;
 4. build the SFT examples (the reasoning experience model's own prompts, with an ablation mix) and distil
    a tiny Llama with a tokenizer trained on the data;
@@ -73,7 +74,7 @@ async def main(out: Path, quick: bool) -> None:
 
     # 2-3. Collect and annotate the training games.
     mix = PolicyMix(expert=0.5, noisy=0.35, random=0.15, invalid_rate=0.1)
-    real = await collect_textworld(train_games, mix=mix, episodes_per_game=3, max_steps=20, seed=0)
+    real = await collect_textworld(train_games, mix=mix, episodes_per_game=5, max_steps=20, seed=0)
     lap("collect")
     annotated, truth = await annotate_textworld(real, train_games)
     write_annotated(annotated, out / "annotated.jsonl")

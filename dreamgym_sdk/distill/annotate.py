@@ -156,7 +156,7 @@ async def annotate_transitions(
                 annotation = Annotation(
                     transition_id=t.id,
                     annotator=annotator.name,
-                    prompt_version="",
+                    prompt_version=str(getattr(annotator, "prompt_version", "")),
                     action_admissible=admissible,
                     error=f"{type(exc).__name__}: {exc}",
                 )
