@@ -10,6 +10,8 @@ import typer
 from dreamgym_sdk._version import __version__
 from dreamgym_sdk.cli.collect import app as collect_app
 from dreamgym_sdk.cli.judge import app as judge_app
+from dreamgym_sdk.cli.replay import app as replay_app
+from dreamgym_sdk.cli.serve import serve
 from dreamgym_sdk.cli.train import eval_app, train_app
 
 __all__ = ["app"]
@@ -39,5 +41,7 @@ def main(
 
 app.add_typer(collect_app, name="collect")
 app.add_typer(judge_app, name="judge")
+app.add_typer(replay_app, name="replay")
+app.command("serve")(serve)
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")

@@ -16,6 +16,7 @@ from dreamgym_sdk.testing.doubles import (
     ScriptExhaustedError,
 )
 from dreamgym_sdk.testing.openai_server import Fault, OpenAIServer, RecordedRequest, serve_in_subprocess
+from dreamgym_sdk.testing.replay import check_replay_buffer
 from dreamgym_sdk.testing.tiny_models import build_tiny_model, build_tiny_tokenizer
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "build_tiny_model",
     "build_tiny_tokenizer",
     "check_env",
+    "check_replay_buffer",
     "serve_in_subprocess",
 ]
