@@ -9,6 +9,8 @@ import typer
 
 from dreamgym_sdk._version import __version__
 from dreamgym_sdk.cli.collect import app as collect_app
+from dreamgym_sdk.cli.distill import app as distill_app
+from dreamgym_sdk.cli.fidelity import app as fidelity_app
 from dreamgym_sdk.cli.judge import app as judge_app
 from dreamgym_sdk.cli.replay import app as replay_app
 from dreamgym_sdk.cli.serve import serve
@@ -41,6 +43,8 @@ def main(
 
 app.add_typer(collect_app, name="collect")
 app.add_typer(judge_app, name="judge")
+app.add_typer(distill_app, name="distill")
+app.add_typer(fidelity_app, name="eval-fidelity")
 app.add_typer(replay_app, name="replay")
 app.command("serve")(serve)
 app.add_typer(train_app, name="train")
