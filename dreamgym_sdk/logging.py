@@ -71,6 +71,21 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     )
 
 
+class _StderrHandler(logging.StreamHandler[Any]):
+    """Writes to whatever ``sys.stderr`` is at emit time, so redirected or captured stderr keeps working."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
+        pass
+
+
 def configure_logging(level: int | str = "INFO", *, json: bool = False, log_payloads: bool = False) -> None:
     """Print the SDK's logs to stderr, for applications and scripts.
 
@@ -89,7 +104,7 @@ def configure_logging(level: int | str = "INFO", *, json: bool = False, log_payl
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
