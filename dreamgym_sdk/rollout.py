@@ -10,10 +10,13 @@ import anyio
 
 from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.env import Env, RecordedEnv, RecordingEnv
+from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.types import Episode, Task
 
 __all__ = ["EnvFactory", "RolloutRunner", "group_by_task", "run_episode"]
+
+log = get_logger(__name__)
 
 EnvFactory = Callable[[int], Env | Awaitable[Env]]
 """Makes a fresh environment for one episode; receives the rollout's group index."""
@@ -61,6 +64,10 @@ class RolloutRunner:
         bus: the event bus to publish on (optional).
         max_concurrency: how many episodes run at once.
         max_steps: safety cap on steps per episode for envs without their own limit.
+        skip_errors: exception types that end only the episode that raised them (e.g.
+            ``ExperienceModelError`` when a model answer stays unusable): the episode is dropped from the
+            result (it never completes, so no ``EpisodeCompleted``), logged, and kept in :attr:`failures`.
+            Any other exception cancels the whole run.
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class RolloutRunner:
         bus: EventBus | None = None,
         max_concurrency: int = 64,
         max_steps: int | None = None,
+        skip_errors: tuple[type[Exception], ...] = (),
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -79,6 +87,9 @@ class RolloutRunner:
         self.bus = bus
         self.max_concurrency = max_concurrency
         self.max_steps = max_steps
+        self.skip_errors = skip_errors
+        self.failures: list[tuple[Task, Exception]] = []
+        """Episodes dropped because of a ``skip_errors`` exception, with the exception (oldest first)."""
 
     async def run(
         self, tasks: Sequence[Task], *, group_size: int = 1, seed: int | None = None
@@ -107,6 +118,9 @@ class RolloutRunner:
                         seed=None if seed is None else seed + index,
                         max_steps=self.max_steps,
                     )
+                except self.skip_errors as exc:
+                    log.warning("episode dropped", task_id=task.id, group=group, error=repr(exc))
+                    self.failures.append((task, exc))
                 finally:
                     with anyio.CancelScope(shield=True):
                         await env.close()

@@ -16,6 +16,7 @@ import pytest
 
 from dreamgym_sdk import DreamEnv, EventBus, ExperienceRequest, PolicyUpdated, Task, TaskAccepted
 from dreamgym_sdk.curriculum import Curriculum, CurriculumConfig, TaskPool
+from dreamgym_sdk.errors import ModelOutputError
 from dreamgym_sdk.experience.tasks import TaskVariationGenerator
 from dreamgym_sdk.testing import FunctionExperienceModel, FunctionPolicy, FunctionProvider, RecordingTrainer
 from dreamgym_sdk.training.evaluate import EvalReport, evaluate, wilson_interval
@@ -187,3 +188,30 @@ async def test_evaluate_reports_success_with_interval() -> None:
     assert isinstance(report, EvalReport) and report.episodes == 40
     assert report.ci95[0] <= report.success_rate <= report.ci95[1]
     assert 0 < report.successes < 40
+
+
+async def test_an_unusable_model_answer_drops_its_episode_not_the_iteration(tmp_path: Path) -> None:
+    def flaky_world(req: ExperienceRequest) -> dict[str, Any]:
+        if req.task.id == "t0":
+            raise ModelOutputError("no JSON object", raw_text="I think the fridge opens", attempts=3)
+        return coin_world(req)
+
+    tasks = [Task(id=f"t{i}", instruction=f"task {i}") for i in range(2)]
+    model = FunctionExperienceModel(flaky_world, initial_state="start")
+
+    def trainer(run: str, config: LoopConfig) -> DreamGymTrainer:
+        return DreamGymTrainer(
+            env_factory=lambda g: DreamEnv(model, group=g),
+            policy=random_policy(0),
+            backend=RecordingTrainer(),
+            curriculum=TaskPool(tasks),
+            run_dir=tmp_path / run,
+            config=config,
+        )
+
+    config = LoopConfig(tasks_per_iteration=2, group_size=3, budget=Budget(iterations=1), progress=False)
+    [metrics] = await trainer("lenient", config).run()
+    assert metrics["failed_episodes"] == 3 and metrics["episodes"] == 3
+    with pytest.raises(ExceptionGroup) as raised:
+        await trainer("strict", config.model_copy(update={"skip_failed_episodes": False})).run()
+    assert raised.group_contains(ModelOutputError)

@@ -26,6 +26,7 @@ from dreamgym_sdk import (
     attach_trainer,
     group_by_task,
 )
+from dreamgym_sdk.errors import ExperienceModelError, ModelOutputError
 from dreamgym_sdk.testing import FunctionExperienceModel, FunctionPolicy, RecordingTrainer
 
 
@@ -203,3 +204,29 @@ async def test_envs_without_a_bus_publish_on_the_runners_bus() -> None:
     bus.close()
     assert sorted([e.episode.id async for e in completed]) == sorted(e.id for e in episodes)
     assert [e.group for e in episodes] == [0, 1, 2]
+
+
+async def test_skip_errors_drops_only_the_failing_episode() -> None:
+    def world(req: ExperienceRequest) -> dict[str, Any]:
+        if req.task.id == "bad" and req.step == 1:
+            raise ModelOutputError("unusable answer", raw_text="{not json", attempts=3)
+        return three_step_world(req)
+
+    model = FunctionExperienceModel(world, initial_state="s")
+    tasks = [Task(id="good", instruction="g"), Task(id="bad", instruction="b")]
+    async with EventBus() as bus:
+        completed: list[str] = []
+        bus.subscribe(EpisodeCompleted, callback=lambda e: completed.append(e.episode.task.id))
+        runner = RolloutRunner(
+            lambda g: DreamEnv(model, group=g), policy(), bus=bus, skip_errors=(ExperienceModelError,)
+        )
+        episodes = await runner.run(tasks, group_size=2)
+        await bus.join()
+        assert completed == ["good", "good"]
+    assert [(e.task.id, len(e.transitions)) for e in episodes] == [("good", 3), ("good", 3)]
+    assert [(task.id, type(exc)) for task, exc in runner.failures] == [("bad", ModelOutputError)] * 2
+
+    strict = RolloutRunner(lambda g: DreamEnv(model, group=g), policy())
+    with pytest.raises(ExceptionGroup) as raised:
+        await strict.run(tasks)
+    assert raised.group_contains(ModelOutputError)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.curriculum import Curriculum, TaskPool, reward_variance
+from dreamgym_sdk.errors import ExperienceModelError
 from dreamgym_sdk.events import EpisodeCompleted, PolicyUpdated
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.base import Policy
@@ -58,6 +59,9 @@ class LoopConfig(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     progress: bool = True
     """Show a progress display on a terminal."""
+    skip_failed_episodes: bool = True
+    """Drop an episode whose experience model answer stays unusable (``ExperienceModelError``) instead of
+    failing the iteration; dropped episodes are logged and counted in the ``failed_episodes`` metric."""
 
 
 @runtime_checkable
@@ -267,11 +271,13 @@ class DreamGymTrainer:
         else:
             assert isinstance(self.curriculum, TaskPool)
             tasks = self.curriculum.sample(cfg.tasks_per_iteration, synthetic_share=1.0, rng=self._rng)
+        skip = (ExperienceModelError,) if cfg.skip_failed_episodes else ()
         runner = self.rollouts or RolloutRunner(
-            self.env_factory, self.policy, bus=bus, max_concurrency=cfg.max_concurrency
+            self.env_factory, self.policy, bus=bus, max_concurrency=cfg.max_concurrency, skip_errors=skip
         )
         seed = cfg.seed * 1_000_003 + self.iteration * 10_007
         episodes = await runner.run(tasks, group_size=cfg.group_size, seed=seed)
+        failed = len(tasks) * cfg.group_size - len(episodes)
         rollout_seconds = time.perf_counter() - started
         await bus.join()  # the backend and the curriculum have observed every episode
         update = await self.backend.update() or {}
@@ -286,6 +292,7 @@ class DreamGymTrainer:
         steps = metrics["mean_steps"] * metrics["episodes"]
         metrics |= {
             "iteration": float(self.iteration),
+            "failed_episodes": float(failed),
             "steps_per_s": steps / rollout_seconds if rollout_seconds > 0 else 0.0,
             "seconds": elapsed,
             "tasks_accepted": float(sum(d.accepted for d in decisions)),
