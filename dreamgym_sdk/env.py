@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -218,12 +219,30 @@ class DreamEnv(RecordedEnv):
         obs, reward, terminated, truncated, info = result
     ```
 
+    The experience model only predicts the next state; a policy that picks from the admissible commands,
+    as it does in a real TextWorld game, needs them in ``info`` too. ``admissible`` derives them from the
+    state: ``reset`` and ``step`` put ``admissible(state)`` into ``info["admissible_commands"]`` for the
+    state the policy now sees, unless the model's prediction already provides that key.
+
+    ```python
+    from dreamgym_sdk.integrations.textworld import admissible_commands
+
+    env = DreamEnv(model, admissible=admissible_commands)  # TextWorld's command grammar on the state
+    obs, info = await env.reset(task=game.to_task())  # game: a cooking game's GameInfo
+    result = await env.step(info["admissible_commands"][0])  # result.info lists the next state's
+    ```
+
     Args:
         model: the experience model that synthesises transitions.
         bus: where to publish ``EpisodeStarted``, ``TransitionRecorded`` and ``EpisodeCompleted``.
         max_steps: the episode is truncated after this many steps.
         environment: the environment name recorded on tasks given as strings and on transitions.
         group: index of this rollout within its task's group (set by the rollout runner).
+        admissible: maps a state to the commands admissible in it, put into
+            ``info["admissible_commands"]`` (for TextWorld states,
+            :func:`~dreamgym_sdk.integrations.textworld.admissible_commands`, or
+            ``functools.partial(admissible_commands, kind="custom")`` for custom quests); it is called
+            before the step is recorded, so an error in it leaves no trace. ``None`` lists none.
     """
 
     def __init__(
@@ -234,10 +253,12 @@ class DreamEnv(RecordedEnv):
         max_steps: int = 30,
         environment: str = "dream",
         group: int = 0,
+        admissible: Callable[[str], Sequence[str]] | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
         self.model = model
+        self.admissible = admissible
         self.bus = bus
         self.max_steps = max_steps
         self.environment = environment
@@ -260,11 +281,19 @@ class DreamEnv(RecordedEnv):
         state = (options or {}).get("initial_state") or the_task.initial_state
         if state is None:
             state = await self.model.initial_state(the_task)
+        admissible = None if self.admissible is None else list(self.admissible(state))
         self._seed = seed
         rec = _EpisodeRecorder(self.bus, the_task, Source.SYNTHETIC, state, seed, self.group)
         await rec.start()
         self._recorder = rec
-        return state, {"episode_id": rec.episode_id, "task_id": the_task.id, "source": Source.SYNTHETIC.value}
+        info: dict[str, Any] = {
+            "episode_id": rec.episode_id,
+            "task_id": the_task.id,
+            "source": Source.SYNTHETIC.value,
+        }
+        if admissible is not None:
+            info["admissible_commands"] = admissible
+        return state, info
 
     async def step(self, action: str) -> StepResult:
         """Synthesise the next transition for ``action``."""
@@ -281,6 +310,9 @@ class DreamEnv(RecordedEnv):
         )
         prediction = await self.model.predict(request)
         out = prediction.output
+        admissible = None
+        if self.admissible is not None and "admissible_commands" not in prediction.info:
+            admissible = list(self.admissible(out.next_state))
         truncated = not out.done and index + 1 >= self.max_steps
         transition = Transition(
             task_id=rec.task.id,
@@ -302,6 +334,8 @@ class DreamEnv(RecordedEnv):
         info = _step_info(transition, prediction.provenance)
         if prediction.info:
             info.update(prediction.info)
+        if admissible is not None:
+            info["admissible_commands"] = admissible
         return StepResult(out.next_state, out.reward, out.done, truncated, info)
 
 

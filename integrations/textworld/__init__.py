@@ -1,4 +1,5 @@
-"""TextWorld as a real environment: game generation, an async Env and the abstract-state mapper.
+"""TextWorld as a real environment: game generation, an async Env, the abstract-state mapper and the
+admissible commands of an abstract state.
 
 Install the extra with ``pip install 'dreamgym-sdk[textworld]'``. Importing this module does not import
 ``textworld``; generating or playing a game does, and raises :class:`~dreamgym_sdk.MissingExtraError`
@@ -13,6 +14,7 @@ async with TextWorldEnv(games[0], max_steps=30) as env:
 ```
 """
 
+from .actions import GameKind, admissible_commands
 from .env import ObservationMode, TextWorldEnv
 from .games import (
     ENVIRONMENT,
@@ -43,11 +45,13 @@ __all__ = [
     "Exit",
     "Fact",
     "GameInfo",
+    "GameKind",
     "GameSpec",
     "ObservationMode",
     "Split",
     "TextWorldEnv",
     "TextWorldStateMapper",
+    "admissible_commands",
     "game_path",
     "generate_games",
     "is_textworld_available",
