@@ -78,6 +78,7 @@ class _EpisodeRecorder:
         initial_state: str,
         seed: int | None,
         group: int,
+        episode_id: str | None = None,
     ) -> None:
         self._bus = bus
         self.task = task
@@ -86,7 +87,7 @@ class _EpisodeRecorder:
         self.state = initial_state
         self.seed = seed
         self.group = group
-        self.episode_id = new_id()
+        self.episode_id = episode_id or new_id()
         self.started_at = time.time()
         self._transitions: list[Transition] = []
 
@@ -171,6 +172,21 @@ class RecordedEnv(ABC):
                 f"episode {rec.episode_id} already ended after {rec.steps} step(s); "
                 "call reset() to start a new one"
             )
+        return rec
+
+    async def _start_episode(
+        self,
+        task: Task,
+        source: Source,
+        initial_state: str,
+        seed: int | None,
+        *,
+        episode_id: str | None = None,
+    ) -> _EpisodeRecorder:
+        """Begin recording a new episode (publishes ``EpisodeStarted``); ``reset`` implementations call it."""
+        rec = _EpisodeRecorder(self.bus, task, source, initial_state, seed, self.group, episode_id)
+        await rec.start()
+        self._recorder = rec
         return rec
 
     @abstractmethod
@@ -283,9 +299,7 @@ class DreamEnv(RecordedEnv):
             state = await self.model.initial_state(the_task)
         admissible = None if self.admissible is None else list(self.admissible(state))
         self._seed = seed
-        rec = _EpisodeRecorder(self.bus, the_task, Source.SYNTHETIC, state, seed, self.group)
-        await rec.start()
-        self._recorder = rec
+        rec = await self._start_episode(the_task, Source.SYNTHETIC, state, seed)
         info: dict[str, Any] = {
             "episode_id": rec.episode_id,
             "task_id": the_task.id,
@@ -379,9 +393,7 @@ class RecordingEnv(RecordedEnv):
                 if task is not None
                 else Task(instruction=str(info.get("objective", "")), environment=self.environment)
             )
-        rec = _EpisodeRecorder(self.bus, the_task, self.source, obs, seed, self.group)
-        await rec.start()
-        self._recorder = rec
+        rec = await self._start_episode(the_task, self.source, obs, seed)
         return obs, {
             **info,
             "episode_id": rec.episode_id,

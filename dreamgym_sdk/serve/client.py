@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any, Literal
 
 from dreamgym_sdk.bus import EventBus
-from dreamgym_sdk.env import RecordedEnv, TaskLike, _EpisodeRecorder  # pyright: ignore[reportPrivateUsage]
+from dreamgym_sdk.env import RecordedEnv, TaskLike
 from dreamgym_sdk.errors import EnvClosedError
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.serve._transport import HttpTransport, ReconnectPolicy, Transport, WebSocketTransport
@@ -124,12 +124,14 @@ class Client(RecordedEnv):
         info: dict[str, Any] = dict(reply.get("metadata") or {})
         the_task = _task_of(info.get("task"), task, self.environment)
         info["task"] = the_task
-        rec = _EpisodeRecorder(self.bus, the_task, _source(info.get("source")), obs, seed, self.group)
         episode_id = info.get("episode_id")
-        if isinstance(episode_id, str):
-            rec.episode_id = episode_id
-        await rec.start()
-        self._recorder = rec
+        await self._start_episode(
+            the_task,
+            _source(info.get("source")),
+            obs,
+            seed,
+            episode_id=episode_id if isinstance(episode_id, str) else None,
+        )
         return obs, info
 
     async def step(self, action: str) -> StepResult:
