@@ -14,11 +14,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dreamgym_sdk._imports import require
 from dreamgym_sdk.distill.dataset import SFTExample
 
 __all__ = ["StudentConfig", "build_student", "frequent_lines"]
@@ -76,44 +74,28 @@ def build_student(out_dir: str | Path, examples: Sequence[SFTExample], config: S
 
     Blocking (trains a tokenizer): call it from a worker thread in async code.
     """
-    torch = require("torch", extra="hf", feature="distillation")
-    transformers = require("transformers", extra="hf", feature="distillation")
-    from dreamgym_sdk.testing.tiny_models import build_tiny_tokenizer
+    from dreamgym_sdk.testing.tiny_models import build_tiny_model
 
     sample = _spread(examples, config.tokenizer_examples)
     corpus: list[str] = []
     for example in sample:
         corpus.extend(m["content"] for m in example.prompt)
         corpus.extend(m["content"] for m in example.completion)
-    tokenizer: Any = build_tiny_tokenizer(corpus, vocab_size=config.vocab_size)
+    phrases: list[str] = []
     if config.phrase_tokens:
         prompts = ["\n".join(m["content"] for m in e.prompt) for e in sample]
         phrases = frequent_lines(
             prompts, min_share=config.phrase_min_share, min_chars=config.phrase_min_chars
         )
-        if phrases:
-            tokenizer.add_tokens(phrases)
-    tokenizer.model_max_length = config.max_positions
-    model_config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size or 4 * config.hidden_size,
-        num_hidden_layers=config.layers,
-        num_attention_heads=config.heads,
-        num_key_value_heads=config.heads,
-        max_position_embeddings=config.max_positions,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
+    return build_tiny_model(
+        out_dir,
+        corpus,
+        vocab_size=config.vocab_size,
+        hidden=config.hidden_size,
+        layers=config.layers,
+        heads=config.heads,
+        intermediate=config.intermediate_size,
+        max_positions=config.max_positions,
+        phrases=phrases,
+        seed=0,
     )
-    torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(model_config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.bos_token_id = tokenizer.bos_token_id
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out

@@ -8,7 +8,10 @@ episode extends the previous one token for token: the whole episode is one seque
 score in one forward pass, with the environment's tokens masked out (see
 :func:`~dreamgym_sdk.training.build_episode_sequence`). With ``prompt_style="window"`` every step gets a
 fresh prompt with the last ``history_window`` steps summarised (cheaper on long episodes; each step is
-then a sequence of its own). Admissible actions in ``info["admissible_commands"]`` are listed in the prompt.
+then a sequence of its own). Admissible actions in ``info["admissible_commands"]`` are listed in the prompt
+unless ``show_admissible=False``; a transcript then depends only on the task, the observations and the
+actions, so it can be rebuilt token for token from recorded transitions (what behaviour cloning,
+:func:`~dreamgym_sdk.policies.bc.behaviour_clone`, trains on).
 
 **Recorded samples.** Every action is recorded as a :class:`SampledAction` (prompt token ids, completion
 token ids and the log-probabilities of the completion tokens under the sampling distribution) in
@@ -97,11 +100,16 @@ class HFPolicyConfig(BaseModel):
     same order, a run samples the same tokens."""
     actions: tuple[str, ...] = ()
     """The admissible actions when ``info`` lists none (e.g. a DreamEnv whose experience model reports
-    none): shown in the prompt, constrained to and snapped to like ``info["admissible_commands"]``."""
+    none): shown in the prompt (with ``show_admissible``), constrained to and snapped to like
+    ``info["admissible_commands"]``."""
     constrain_to_admissible: bool = False
     """Restrict decoding to the admissible actions (when ``info`` lists them)."""
     snap_to_admissible: bool = True
     """Without the constraint, map a free reply to the closest admissible action."""
+    show_admissible: bool = True
+    """List the admissible actions in the prompt. ``False`` leaves them out (decoding can still be restricted
+    to them with ``constrain_to_admissible``), so a prompt depends only on the task, the observations and the
+    actions."""
     max_admissible_shown: int = Field(default=50, ge=1)
     max_batch_size: int = Field(default=32, ge=1)
     """Most ``act`` calls in one ``generate`` call."""
@@ -287,11 +295,13 @@ class HFPolicy:
         return self._render(self.window_messages(task, observation, history, info))
 
     def first_turn(self, task: Task, observation: str, info: Mapping[str, Any]) -> str:
-        """The first user message of a transcript: the task, the observation, the admissible actions."""
+        """The first user message of a transcript: the task, the observation and (with ``show_admissible``)
+        the admissible actions."""
         return f"Task: {task.instruction}\n\nObservation:\n{observation}{self._admissible_text(info)}"
 
     def next_turn(self, observation: str, info: Mapping[str, Any]) -> str:
-        """A later user message of a transcript: the new observation and the admissible actions."""
+        """A later user message of a transcript: the new observation and (with ``show_admissible``) the
+        admissible actions."""
         return f"Observation:\n{observation}{self._admissible_text(info)}"
 
     def window_messages(
@@ -317,6 +327,8 @@ class HFPolicy:
         return _admissible(info) or list(self.config.actions)
 
     def _admissible_text(self, info: Mapping[str, Any]) -> str:
+        if not self.config.show_admissible:
+            return ""
         admissible = self.admissible(info)[: self.config.max_admissible_shown]
         return "\n\nAdmissible actions: " + "; ".join(admissible) if admissible else ""
 

@@ -13,7 +13,7 @@ distillation) to make it say anything sensible. Needs the ``hf`` extra.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,7 @@ def build_tiny_model(
     heads: int = 4,
     intermediate: int | None = None,
     max_positions: int = 2048,
+    phrases: Sequence[str] = (),
     seed: int = 0,
 ) -> Path:
     """Build and save a tiny Llama chat model with a locally trained tokenizer; returns ``out_dir``.
@@ -97,7 +98,9 @@ def build_tiny_model(
         layers: decoder layers.
         heads: attention heads (``hidden`` must be divisible by it).
         intermediate: MLP width (default ``4 * hidden``).
-        max_positions: longest sequence the model accepts.
+        max_positions: longest sequence the model accepts (also the tokenizer's ``model_max_length``).
+        phrases: texts added to the vocabulary as single tokens on top of ``vocab_size`` (long fixed text
+            that recurs in prompts: a system prompt, headers), so sequences get shorter.
         seed: seed of the random weights.
     """
     torch = require("torch", extra="hf", feature="tiny models")
@@ -105,6 +108,9 @@ def build_tiny_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tiny_tokenizer(corpus, vocab_size=vocab_size)
+    if phrases:
+        tokenizer.add_tokens(list(phrases))
+    tokenizer.model_max_length = max_positions
     config = transformers.LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
