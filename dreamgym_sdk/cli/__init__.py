@@ -9,6 +9,7 @@ import typer
 
 from dreamgym_sdk._version import __version__
 from dreamgym_sdk.cli.collect import app as collect_app
+from dreamgym_sdk.cli.demo import demo
 from dreamgym_sdk.cli.distill import app as distill_app
 from dreamgym_sdk.cli.fidelity import app as fidelity_app
 from dreamgym_sdk.cli.judge import app as judge_app
@@ -41,6 +42,7 @@ def main(
     """Train LLM agents with reinforcement learning on synthetic experience (DreamGym)."""
 
 
+app.command("demo")(demo)
 app.add_typer(collect_app, name="collect")
 app.add_typer(judge_app, name="judge")
 app.add_typer(distill_app, name="distill")

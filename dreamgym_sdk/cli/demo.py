@@ -1,0 +1,61 @@
+"""``dreamgym demo``: the project's main job, end to end on a CPU (see :mod:`dreamgym_sdk.demo`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+__all__ = ["demo"]
+
+_err = Console(stderr=True)
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Run directory; running again resumes it.")] = Path(
+        "dreamgym-demo"
+    ),
+    quick: Annotated[
+        bool, typer.Option(help="A reduced run (a few minutes) that checks the pipeline.")
+    ] = False,
+    seeds: Annotated[int | None, typer.Option(help="Train every arm with seeds 0..N-1.", min=1)] = None,
+    experience_model: Annotated[
+        str | None,
+        typer.Option(help="Skip distillation: a distilled directory, or a LiteLLM/vLLM model string."),
+    ] = None,
+    policy_model: Annotated[
+        str | None, typer.Option(help="Start the policy from this Hugging Face model instead of a tiny one.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Where the policy runs and trains, e.g. cuda.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any DemoConfig field: --set rl_iterations=20 (repeatable)."),
+    ] = None,
+) -> None:
+    """Train a TextWorld agent with DreamGym and compare it with SFT, real-environment RL and random play.
+
+    Generates games, collects offline data, distils an experience model, trains every arm and evaluates
+    them on held-out real games; prints a table and writes OUT/results.json and OUT/results.png.
+    """
+    from dreamgym_sdk.demo import DemoConfig, run_demo
+
+    fields: dict[str, Any] = {
+        "experience_model": experience_model, "policy_model": policy_model, "device": device,
+        "seeds": tuple(range(seeds)) if seeds else None,
+    }  # fmt: skip
+    overrides = {k: v for k, v in fields.items() if v is not None}
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set needs KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = value
+    try:
+        config = DemoConfig.quick(**overrides) if quick else DemoConfig.model_validate(overrides)
+    except ValidationError as exc:
+        _err.print(f"[red]error:[/] invalid demo settings:\n{exc}")
+        raise typer.Exit(2) from exc
+    anyio.run(run_demo, config, out)

@@ -1,0 +1,239 @@
+"""``dreamgym demo``: the whole DreamGym method on TextWorld, on a CPU, in one command.
+
+1. generate TextWorld cooking games: a training split and held-out games;
+2. collect offline real episodes on the training games (expert, noisy-expert and random players);
+3. distil a tiny local reasoning experience model from them, grounded on a LanceDB buffer on disk;
+4. behaviour-clone a small policy on the offline episodes (the SFT policy; every RL arm starts from it);
+5. per seed, train with GRPO: in the real games (real-environment RL), purely in the synthetic
+   environment (DreamGym, 0 real transitions), and DreamGym followed by a short real stint
+   (DreamGym-S2R, at most ``real_share_cap`` of real-environment RL's real transitions);
+6. evaluate every policy and a random one on the held-out real games; print a table, write
+   ``results.json`` and a plot ``results.png``.
+
+Every stage keeps its output in the run directory, so running the same command again resumes where a
+crash or Ctrl-C stopped it. Needs the ``textworld``, ``train`` and ``plot`` extras.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+from rich.console import Console
+from rich.progress import Progress
+
+from dreamgym_sdk.demo.arms import (
+    ArmRun,
+    clone_policy,
+    corpus_of,
+    dream_env_factory,
+    evaluate_policy,
+    load_policy,
+    real_env_factory,
+    train_rl,
+)
+from dreamgym_sdk.demo.config import ARMS, DemoConfig
+from dreamgym_sdk.demo.data import (
+    episodes_of,
+    make_games,
+    offline_data,
+    open_dream_model,
+    train_experience_model,
+)
+from dreamgym_sdk.demo.report import ArmSummary, plot_results, results_table, summarise
+from dreamgym_sdk.policies.baselines import RandomPolicy
+from dreamgym_sdk.rollout import EnvFactory
+from dreamgym_sdk.training.evaluate import EvalReport
+from dreamgym_sdk.types import Task
+
+__all__ = ["ARMS", "DemoConfig", "DemoResult", "run_demo"]
+
+T = TypeVar("T")
+
+
+class DemoResult(BaseModel):
+    """What ``results.json`` holds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    config: DemoConfig
+    offline_transitions: int
+    experience_model: str
+    arms: list[ArmSummary]
+    runs: dict[str, dict[str, Any]]
+    """Per seed and arm: the evaluation report, the RL metrics per iteration and the real transitions."""
+    checks: dict[str, bool]
+    """The comparisons the demo is about (see ``docs/results-demo.md``)."""
+    timings_s: dict[str, float]
+
+
+async def run_demo(config: DemoConfig, out: str | Path, *, console: Console | None = None) -> DemoResult:
+    """Run (or resume) the demo in ``out``; returns the results and writes ``out/results.json`` and
+    ``out/results.png``."""
+    demo = _Demo(config, Path(out), console or Console())
+    return await demo.run()
+
+
+@dataclass
+class _SeedRun:
+    reports: dict[str, EvalReport] = field(default_factory=dict[str, EvalReport])
+    rl: dict[str, ArmRun] = field(default_factory=dict[str, ArmRun])
+
+
+class _Demo:
+    def __init__(self, config: DemoConfig, out: Path, console: Console) -> None:
+        self.config, self.out, self.console = config, out, console
+        self.timings: dict[str, float] = {}
+
+    async def stage(self, name: str, work: Callable[[], Awaitable[T]]) -> T:
+        self.console.rule(f"[bold]{name}")
+        started = time.perf_counter()
+        result = await work()
+        self.timings[name] = round(time.perf_counter() - started, 1)
+        self.console.print(f"[green]✓[/] {name} ({self.timings[name]:.0f} s)")
+        return result
+
+    async def run(self) -> DemoResult:
+        config, out = self.config, self.out
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        train_games, held_games = await self.stage("games", self._games)
+        self.train_tasks = [g.to_task() for g in train_games]
+        self.held_tasks = [g.to_task() for g in held_games]
+        self.transitions = await self.stage(
+            "offline data", lambda: offline_data(config, train_games, out / "offline.jsonl")
+        )
+        self.offline = episodes_of(self.transitions, {t.id: t for t in self.train_tasks})
+        initial = {e.task.id: e.initial_state for e in self.offline}
+        self.dream_tasks = [
+            t.model_copy(update={"initial_state": initial[t.id]}) for t in self.train_tasks if t.id in initial
+        ]
+        model = config.experience_model
+        if model is None:
+            path = await self.stage(
+                "experience model",
+                lambda: train_experience_model(
+                    config, self.transitions, train_games, out / "experience-model"
+                ),
+            )
+            model = f"hf:{path}"
+        seeds: dict[int, _SeedRun] = {}
+        async with open_dream_model(config, model, self.transitions, out / "replay") as dream:
+            for seed in config.seeds:
+                seeds[seed] = await self._seed(seed, dream_env_factory(config, dream))
+        self.timings["total"] = round(time.perf_counter() - started, 1)
+        return self._report(model, seeds)
+
+    async def _games(self) -> tuple[list[Any], list[Any]]:
+        with Progress(console=self.console, transient=True) as bar:
+            job = bar.add_task("generating games", total=self.config.train_games + self.config.held_out_games)
+            return await make_games(self.config, self.out / "games", lambda _: bar.advance(job))
+
+    async def _seed(self, seed: int, dream_envs: EnvFactory) -> _SeedRun:
+        config, root = self.config, self.out / f"seed-{seed}"
+        root.mkdir(exist_ok=True)
+        corpus = corpus_of(self.transitions, self.train_tasks)
+        sft = await self.stage(
+            f"seed {seed}: SFT policy", lambda: clone_policy(config, self.offline, corpus, seed, root / "sft")
+        )
+        run = _SeedRun()
+        real_envs = real_env_factory(config)
+
+        async def rl(
+            arm: str, start: Path, envs: EnvFactory, tasks: Sequence[Task], cap: int | None = None
+        ) -> None:
+            s2r = arm == "dreamgym-s2r"
+            run.rl[arm] = await self.stage(
+                f"seed {seed}: {arm}",
+                lambda: train_rl(
+                    config,
+                    start=start,
+                    env_factory=envs,
+                    tasks=tasks,
+                    directory=root / arm,
+                    iterations=config.s2r_iterations if s2r else config.rl_iterations,
+                    tasks_per_iteration=config.s2r_tasks_per_iteration if s2r else config.tasks_per_iteration,
+                    seed=seed,
+                    real_transitions=cap,
+                ),
+            )
+
+        await rl("real-rl", sft, real_envs, self.train_tasks)
+        await rl("dreamgym", sft, dream_envs, self.dream_tasks)
+        cap = max(1, int(config.real_share_cap * run.rl["real-rl"].real_transitions))
+        await rl("dreamgym-s2r", run.rl["dreamgym"].policy_dir, real_envs, self.train_tasks, cap)
+        await self.stage(f"seed {seed}: evaluation", lambda: self._evaluate(seed, root, sft, run))
+        return run
+
+    async def _evaluate(self, seed: int, root: Path, sft: Path, run: _SeedRun) -> None:
+        paths: dict[str, Path | None] = {"random": None, "sft": sft} | {
+            a: r.policy_dir for a, r in run.rl.items()
+        }
+        for arm in ARMS:
+            path = paths[arm]
+            config = self.config
+            policy = (
+                RandomPolicy(seed=seed)
+                if path is None
+                else await load_policy(path, config, seed, greedy=True)
+            )
+            report = await evaluate_policy(config, policy, self.held_tasks, seed, root / f"eval-{arm}.json")
+            run.reports[arm] = report
+            self.console.print(f"  {arm}: {report.success_rate:.1%} of {report.episodes} held-out episodes")
+
+    def _report(self, model: str, seeds: dict[int, _SeedRun]) -> DemoResult:
+        config, out = self.config, self.out
+        reports = {arm: [s.reports[arm] for s in seeds.values()] for arm in ARMS}
+        rl_real = {
+            arm: [s.rl[arm].real_transitions if arm in s.rl else 0 for s in seeds.values()] for arm in ARMS
+        }
+        rows = summarise(reports, rl_real)
+        by_arm = {row.arm: row for row in rows}
+        real_share = by_arm["dreamgym-s2r"].rl_real_transitions / max(
+            1.0, by_arm["real-rl"].rl_real_transitions
+        )
+        checks = {
+            "dreamgym_beats_sft": by_arm["dreamgym"].success_rate > by_arm["sft"].success_rate,
+            "s2r_matches_or_beats_real_rl": by_arm["dreamgym-s2r"].success_rate
+            >= by_arm["real-rl"].success_rate,
+            "s2r_real_transitions_within_cap": real_share <= config.real_share_cap,
+        }
+        result = DemoResult(
+            config=config,
+            offline_transitions=len(self.transitions),
+            experience_model=model,
+            arms=rows,
+            runs={
+                str(seed): {
+                    arm: {
+                        "eval": run.reports[arm].model_dump(mode="json"),
+                        "rl_real_transitions": rl_real[arm][i],
+                        "rl_metrics": run.rl[arm].metrics if arm in run.rl else [],
+                    }
+                    for arm in ARMS
+                }
+                for i, (seed, run) in enumerate(seeds.items())
+            },
+            checks=checks,
+            timings_s=self.timings,
+        )
+        (out / "results.json").write_text(json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
+        curves = {
+            arm: [run.rl[arm].metrics for run in seeds.values()]
+            for arm in ("real-rl", "dreamgym", "dreamgym-s2r")
+        }
+        plot = plot_results(rows, curves, out / "results.png")
+        console = self.console
+        console.print(results_table(rows, len(self.transitions)))
+        for name, held in checks.items():
+            console.print(
+                f"  {'[green]holds' if held else '[red]does not hold'}[/]: {name.replace('_', ' ')}"
+            )
+        console.print(f"S2R used {real_share:.1%} of real-environment RL's real transitions")
+        console.print(f"results: {out / 'results.json'}, plot: {plot}")
+        return result

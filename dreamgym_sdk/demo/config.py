@@ -1,0 +1,81 @@
+"""What ``dreamgym demo`` runs: sizes, budgets, models and seeds, with a full and a ``quick`` preset."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["ARMS", "DemoConfig"]
+
+ARMS = ("random", "sft", "real-rl", "dreamgym", "dreamgym-s2r")
+"""The compared policies, in display order."""
+
+
+class DemoConfig(BaseModel):
+    """Settings of :func:`~dreamgym_sdk.demo.run_demo`. The defaults are the documented full run; see
+    :meth:`quick` for the reduced one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    train_games: int = Field(default=60, ge=2)
+    """TextWorld cooking games to collect offline data and train on (seeds ``0..train_games-1``)."""
+    held_out_games: int = Field(default=40, ge=1)
+    """Games only ever used for the final evaluation (the next seeds)."""
+    episodes_per_game: int = Field(default=5, ge=1)
+    """Offline episodes collected per training game (expert, noisy expert and random players)."""
+    max_steps: int = Field(default=20, ge=1)
+    """Step limit of every episode, real or synthetic."""
+
+    experience_model: str | None = None
+    """``None``: distil a tiny local experience model from the offline data. Otherwise a directory written
+    by ``dreamgym distill`` (``hf:DIR`` or ``DIR``) or a provider string (``openai/gpt-4o-mini``,
+    ``vllm:Qwen/Qwen2.5-7B-Instruct``, ...), grounded on a LanceDB buffer of the offline data."""
+    distill_steps: int = Field(default=1500, ge=1)
+    """Optimizer steps of the distillation (batch 4)."""
+    experience_max_tokens: int = Field(default=320, ge=16)
+    """Completion budget of one experience-model answer."""
+
+    policy_model: str | None = None
+    """``None``: a tiny Llama with a tokenizer trained on the offline data. Otherwise a Hugging Face
+    model directory or hub id to start from (e.g. ``Qwen/Qwen2.5-0.5B-Instruct`` with ``device="cuda"``)."""
+    device: str | None = None
+    """Where the policy runs and trains (``None``: CPU)."""
+    bc_epochs: int = Field(default=4, ge=1)
+    """Behaviour-cloning epochs over the offline episodes (the SFT policy every RL arm starts from)."""
+    bc_learning_rate: float = Field(default=2e-3, gt=0)
+
+    rl_iterations: int = Field(default=10, ge=1)
+    """Policy updates of real-environment RL and of DreamGym (the same number for both)."""
+    tasks_per_iteration: int = Field(default=8, ge=1)
+    group_size: int = Field(default=4, ge=2)
+    """Rollouts per task (the GRPO group)."""
+    rl_learning_rate: float = Field(default=2e-4, gt=0)
+    s2r_iterations: int = Field(default=1, ge=1)
+    """Real-environment updates after DreamGym (sim-to-real)."""
+    s2r_tasks_per_iteration: int = Field(default=4, ge=1)
+    real_share_cap: float = Field(default=0.1, gt=0, le=1)
+    """Sim-to-real may use at most this share of real-environment RL's real transitions."""
+
+    seeds: tuple[int, ...] = (0,)
+    """One run of every arm per seed (games, offline data and the experience model are shared)."""
+    eval_episodes_per_game: int = Field(default=1, ge=1)
+    """Evaluation episodes per held-out game (greedy policies are deterministic: 1 is enough)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be distinct")
+        return self
+
+    @classmethod
+    def quick(cls, **overrides: object) -> DemoConfig:
+        """A reduced run that checks the whole pipeline in a few minutes (its numbers mean little)."""
+        small: dict[str, object] = {
+            "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "max_steps": 12,
+            "distill_steps": 150, "experience_max_tokens": 200, "bc_epochs": 2, "rl_iterations": 2,
+            "tasks_per_iteration": 2, "group_size": 2, "s2r_iterations": 1, "s2r_tasks_per_iteration": 1,
+        }  # fmt: skip
+        return cls.model_validate(small | overrides)

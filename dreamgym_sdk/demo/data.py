@@ -1,0 +1,157 @@
+"""The demo's real side: TextWorld games, offline episodes, and the experience model distilled from them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from dreamgym_sdk.demo.config import DemoConfig
+from dreamgym_sdk.experience.reasoning import ReasoningConfig, ReasoningExperienceModel
+from dreamgym_sdk.types import Episode, Source, Task, Transition
+
+__all__ = [
+    "GAME_SPEC",
+    "episodes_of",
+    "make_games",
+    "offline_data",
+    "open_dream_model",
+    "train_experience_model",
+]
+
+GAME_SPEC: dict[str, Any] = {"split": "train", "open": True}
+"""The cooking games of the documented runs: one room, one ingredient to find (in a container that may
+be closed), a meal to prepare and eat; three points, one per step of the recipe."""
+
+
+async def make_games(
+    config: DemoConfig, directory: Path, on_game: Callable[[Any], None]
+) -> tuple[list[Any], list[Any]]:
+    """Generate (or reuse) the training games and the held-out games; returns ``(train, held_out)``."""
+    from dreamgym_sdk.integrations.textworld import CookingSpec, generate_games
+
+    total = config.train_games + config.held_out_games
+    games = await generate_games(
+        CookingSpec(**GAME_SPEC), directory, range(total), workers=2, on_game=on_game
+    )
+    return games[: config.train_games], games[config.train_games :]
+
+
+async def offline_data(config: DemoConfig, games: Sequence[Any], path: Path) -> list[Transition]:
+    """Collect (or read back) the offline real transitions: expert, noisy-expert and random players."""
+    from dreamgym_sdk.collect import JsonlSink, read_jsonl
+    from dreamgym_sdk.distill import PolicyMix, collect_textworld
+
+    if await anyio.Path(path).exists():
+        return await anyio.to_thread.run_sync(read_jsonl, path)
+    mix = PolicyMix(expert=0.5, noisy=0.35, random=0.15, invalid_rate=0.1)
+    transitions = await collect_textworld(
+        games, mix=mix, episodes_per_game=config.episodes_per_game, max_steps=config.max_steps, seed=0
+    )
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    await JsonlSink(partial).add(transitions)
+    partial.replace(path)
+    return transitions
+
+
+def episodes_of(transitions: Sequence[Transition], tasks: dict[str, Task]) -> list[Episode]:
+    """Regroup recorded transitions into episodes (in first-seen order)."""
+    by_episode: dict[str, list[Transition]] = {}
+    for t in transitions:
+        by_episode.setdefault(t.episode_id, []).append(t)
+    episodes: list[Episode] = []
+    for episode_id, steps in by_episode.items():
+        steps.sort(key=lambda t: t.step)
+        episodes.append(
+            Episode(
+                id=episode_id,
+                task=tasks[steps[0].task_id],
+                source=Source.REAL,
+                initial_state=steps[0].state,
+                transitions=tuple(steps),
+            )
+        )
+    return episodes
+
+
+async def train_experience_model(
+    config: DemoConfig, transitions: Sequence[Transition], games: Sequence[Any], directory: Path
+) -> Path:
+    """Annotate the offline transitions with reasoning traces and distil a tiny experience model."""
+    from dreamgym_sdk.distill import (
+        DatasetConfig,
+        DistillConfig,
+        StudentConfig,
+        annotate_textworld,
+        build_dataset,
+        distill,
+        read_card,
+        textworld_tasks,
+    )
+
+    if await anyio.to_thread.run_sync(read_card, directory) is not None:
+        return directory
+    annotated, _ = await annotate_textworld(transitions, games)
+    dataset_config = DatasetConfig(
+        k=1,
+        history_window=1,
+        embedder="hashing",
+        ablation_mix={"full": 0.55, "no-history": 0.15, "no-retrieval": 0.15, "no-reasoning": 0.15},
+    )
+    dataset = await build_dataset(annotated.transitions, tasks=textworld_tasks(games), config=dataset_config)
+    distill_config = DistillConfig(
+        max_steps=config.distill_steps,
+        warmup_lm_steps=min(200, config.distill_steps // 10),
+        batch_size=4,
+        learning_rate=3e-3,
+        logging_steps=100,
+        student=StudentConfig(vocab_size=2048, hidden_size=128, layers=3, heads=4),
+    )
+    result = await distill(dataset, directory, config=distill_config, dataset_config=dataset_config)
+    return result.path
+
+
+@contextlib.asynccontextmanager
+async def open_dream_model(
+    config: DemoConfig, model: str, offline: Sequence[Transition], replay_uri: Path
+) -> AsyncGenerator[ReasoningExperienceModel]:
+    """The reasoning experience model, grounded on a LanceDB buffer (on disk) of the offline transitions.
+
+    ``model`` is a distilled directory (``hf:DIR`` or ``DIR``) or any provider string.
+    """
+    from dreamgym_sdk.distill import open_experience_model, read_card, read_replay
+    from dreamgym_sdk.providers import ProviderConfig, get_provider
+    from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig
+
+    directory = Path(model.removeprefix("hf:"))
+    card = (
+        await anyio.to_thread.run_sync(read_card, directory) if await anyio.Path(directory).is_dir() else None
+    )
+    embedder = card.dataset.embedder if card is not None else "hashing"
+    async with LanceDBReplayBuffer(ReplayConfig(uri=str(replay_uri), embedder=embedder)) as buffer:
+        if await buffer.count() == 0:
+            # a distilled model is grounded on the transitions it was trained to read; others on all
+            grounding = await anyio.to_thread.run_sync(read_replay, directory) if card else list(offline)
+            await buffer.add(grounding)
+        if card is not None:
+            provider_config = ProviderConfig(request_timeout=None, backend_options={"max_batch_size": 64})
+            async with open_experience_model(
+                directory,
+                retriever=buffer,
+                provider_config=provider_config,
+                max_tokens=config.experience_max_tokens,
+                max_retries=1,
+            ) as dream:
+                yield dream
+            return
+        provider = get_provider(model)
+        try:
+            yield ReasoningExperienceModel(
+                provider, retriever=buffer, config=ReasoningConfig(reward_mode="dense")
+            )
+        finally:
+            await provider.aclose()

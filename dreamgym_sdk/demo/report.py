@@ -1,0 +1,154 @@
+"""The demo's results: one row per policy (mean over seeds with a 95% interval), a table and a plot."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from rich.table import Table
+
+from dreamgym_sdk.demo.config import ARMS
+from dreamgym_sdk.training.evaluate import EvalReport, wilson_interval
+
+__all__ = ["ArmSummary", "plot_results", "results_table", "summarise"]
+
+_LABELS = {
+    "random": "random policy",
+    "sft": "SFT only (behaviour cloning)",
+    "real-rl": "real-environment RL",
+    "dreamgym": "DreamGym (0 real transitions in RL)",
+    "dreamgym-s2r": "DreamGym-S2R",
+}
+
+# two-sided 95% Student t quantiles by degrees of freedom
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+class ArmSummary(BaseModel):
+    """One policy's held-out results over every seed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    arm: str
+    label: str
+    seeds: int
+    success_rate: float
+    """Mean over seeds of the held-out success rate."""
+    ci95: tuple[float, float]
+    """Over seeds: mean ± t·sd/√n (clipped to [0, 1]); with one seed, the Wilson interval of its episodes."""
+    pooled_ci95: tuple[float, float]
+    """Wilson interval of all held-out episodes of all seeds pooled."""
+    per_seed: list[float]
+    mean_reward: float
+    episodes: int
+    rl_real_transitions: float
+    """Real transitions taken during RL (mean over seeds); the offline data is shared by every arm."""
+
+
+def summarise(
+    reports: Mapping[str, Sequence[EvalReport]], rl_real: Mapping[str, Sequence[int]]
+) -> list[ArmSummary]:
+    """One :class:`ArmSummary` per arm that has reports, in display order."""
+    rows: list[ArmSummary] = []
+    for arm in ARMS:
+        runs = reports.get(arm, ())
+        if not runs:
+            continue
+        rates = [r.success_rate for r in runs]
+        successes, episodes = sum(r.successes for r in runs), sum(r.episodes for r in runs)
+        mean = statistics.fmean(rates)
+        if len(runs) > 1:
+            half = _T95.get(len(runs) - 1, 1.96) * statistics.stdev(rates) / math.sqrt(len(runs))
+            ci = (max(0.0, mean - half), min(1.0, mean + half))
+        else:
+            ci = runs[0].ci95
+        real = rl_real.get(arm, [0] * len(runs))
+        rows.append(
+            ArmSummary(
+                arm=arm,
+                label=_LABELS[arm],
+                seeds=len(runs),
+                success_rate=mean,
+                ci95=ci,
+                pooled_ci95=wilson_interval(successes, episodes),
+                per_seed=rates,
+                mean_reward=statistics.fmean(r.mean_reward for r in runs),
+                episodes=episodes,
+                rl_real_transitions=statistics.fmean(real) if real else 0.0,
+            )
+        )
+    return rows
+
+
+def results_table(rows: Sequence[ArmSummary], offline_transitions: int) -> Table:
+    table = Table(title="Held-out real TextWorld games: success rate (95% interval)")
+    table.add_column("policy")
+    table.add_column("success", justify="right")
+    table.add_column("95% interval", justify="right")
+    table.add_column("per seed", justify="right")
+    table.add_column("mean score", justify="right")
+    table.add_column("real transitions in RL", justify="right")
+    for row in rows:
+        table.add_row(
+            row.label,
+            f"{row.success_rate:.1%}",
+            f"{row.ci95[0]:.1%} – {row.ci95[1]:.1%}",
+            " ".join(f"{r:.0%}" for r in row.per_seed),
+            f"{row.mean_reward:.2f}",
+            f"{row.rl_real_transitions:,.0f}",
+        )
+    table.caption = (
+        f"Every policy but random starts from the same {offline_transitions:,} offline real transitions."
+    )
+    return table
+
+
+def plot_results(
+    rows: Sequence[ArmSummary], curves: Mapping[str, Sequence[Sequence[dict[str, Any]]]], path: Path
+) -> Path:
+    """Bars of held-out success with intervals, and the training success of the RL arms per iteration."""
+    from dreamgym_sdk._imports import require
+
+    require("matplotlib", extra="plot", feature="the demo's plot")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    colors = {"random": "#9e9e9e", "sft": "#8d6e63", "real-rl": "#1e88e5", "dreamgym": "#8e24aa",
+              "dreamgym-s2r": "#43a047"}  # fmt: skip
+    xs = range(len(rows))
+    heights = [r.success_rate for r in rows]
+    errors = [[r.success_rate - r.ci95[0] for r in rows], [r.ci95[1] - r.success_rate for r in rows]]
+    bars.bar(xs, heights, yerr=errors, capsize=4, color=[colors[r.arm] for r in rows])
+    for x, row in zip(xs, rows, strict=True):
+        bars.annotate(f"{row.rl_real_transitions:,.0f} real\nsteps in RL", (x, 0.02), ha="center", fontsize=8,
+                      color="white")  # fmt: skip
+    bars.set_xticks(list(xs), [r.label.replace(" (", "\n(") for r in rows], fontsize=8)
+    bars.set_ylim(0, 1)
+    bars.set_ylabel("success rate on held-out real games")
+    bars.set_title(f"Held-out games (mean over {rows[0].seeds if rows else 0} seed(s), 95% interval)")
+    for arm, runs in curves.items():
+        for i, metrics in enumerate(runs):
+            if metrics:
+                lines.plot(
+                    [m["iteration"] for m in metrics],
+                    [m["success_rate"] for m in metrics],
+                    color=colors[arm],
+                    alpha=0.9,
+                    label=_LABELS[arm] if i == 0 else None,
+                )
+    lines.set_xlabel("iteration")
+    lines.set_ylabel("training success (the env it trains in)")
+    lines.set_ylim(0, 1)
+    lines.set_title("Training")
+    lines.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)  # pyright: ignore[reportUnknownMemberType]
+    plt.close(fig)
+    return path
