@@ -16,8 +16,10 @@ crash or Ctrl-C stopped it. Needs the ``textworld``, ``train`` and ``plot`` extr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +77,23 @@ class DemoResult(BaseModel):
 async def run_demo(config: DemoConfig, out: str | Path, *, console: Console | None = None) -> DemoResult:
     """Run (or resume) the demo in ``out``; returns the results and writes ``out/results.json`` and
     ``out/results.png``."""
+    _quiet_libraries()
     demo = _Demo(config, Path(out), console or Console())
     return await demo.run()
+
+
+def _quiet_libraries() -> None:
+    """The demo shows its own progress: no per-file progress bars or deprecation notices from below."""
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl)\.")
+    with contextlib.suppress(ImportError):
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    with contextlib.suppress(ImportError):
+        import huggingface_hub.utils
+
+        huggingface_hub.utils.disable_progress_bars()
 
 
 @dataclass

@@ -1,0 +1,92 @@
+"""The demo's pieces: its settings, regrouping offline data, the summary over seeds, the plot.
+
+The whole pipeline runs in CI as ``dreamgym demo --quick`` (a few minutes); these tests check the parts
+whose mistakes a run would not show.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from dreamgym_sdk.cli import app
+from dreamgym_sdk.demo import DemoConfig
+from dreamgym_sdk.demo.data import episodes_of
+from dreamgym_sdk.demo.report import plot_results, results_table, summarise
+from dreamgym_sdk.training.evaluate import EvalReport, wilson_interval
+from dreamgym_sdk.types import Source, Task, Transition
+
+
+def report(successes: int, episodes: int = 40) -> EvalReport:
+    return EvalReport(
+        episodes=episodes,
+        successes=successes,
+        success_rate=successes / episodes,
+        ci95=wilson_interval(successes, episodes),
+        mean_reward=1.0,
+        mean_steps=6.0,
+        real_transitions=episodes * 6,
+    )
+
+
+def test_quick_preset_is_small_and_overridable() -> None:
+    quick = DemoConfig.quick(rl_iterations=3)
+    full = DemoConfig()
+    assert quick.rl_iterations == 3 and quick.train_games < full.train_games
+    with pytest.raises(ValidationError):
+        DemoConfig(seeds=(0, 0))
+    with pytest.raises(ValidationError):
+        DemoConfig(group_size=1)  # GRPO needs groups
+
+
+def test_cli_rejects_invalid_settings_before_doing_anything(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "run"), "--set", "rl_iterations=0"])
+    assert result.exit_code == 2
+    assert "rl_iterations" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_offline_transitions_regroup_into_ordered_episodes() -> None:
+    task = Task(id="g1", instruction="cook", environment="textworld")
+
+    def step(episode: str, i: int) -> Transition:
+        return Transition(task_id="g1", episode_id=episode, step=i, state=f"s{i}", action=f"a{i}",
+                          next_state=f"s{i + 1}", reward=float(i == 2), terminated=i == 2, success=i == 2,
+                          source=Source.REAL)  # fmt: skip
+
+    episodes = episodes_of(
+        [step("e2", 1), step("e1", 0), step("e2", 0), step("e1", 1), step("e1", 2)], {"g1": task}
+    )
+    assert [(e.id, [t.step for t in e.transitions]) for e in episodes] == [("e2", [0, 1]), ("e1", [0, 1, 2])]
+    assert episodes[1].initial_state == "s0" and episodes[1].success and not episodes[0].success
+
+
+def test_summary_over_seeds_uses_a_t_interval_and_pools_episodes() -> None:
+    rows = summarise({"sft": [report(10), report(14), report(12)]}, {"sft": [0, 0, 0]})
+    [row] = rows
+    assert row.seeds == 3 and row.success_rate == pytest.approx(0.3)
+    half = 4.303 * 0.05 / math.sqrt(3)  # t(2) * sd / sqrt(n); sd of (0.25, 0.35, 0.30) is 0.05
+    assert row.ci95 == pytest.approx((0.3 - half, 0.3 + half))
+    assert row.pooled_ci95 == pytest.approx(wilson_interval(36, 120))
+
+
+def test_one_seed_keeps_its_wilson_interval_and_arms_stay_in_order() -> None:
+    rows = summarise({"dreamgym": [report(20)], "random": [report(1)]}, {"dreamgym": [0], "random": [0]})
+    assert [r.arm for r in rows] == ["random", "dreamgym"]
+    assert rows[1].ci95 == wilson_interval(20, 40)
+
+
+def test_table_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = summarise(
+        {"random": [report(0)], "real-rl": [report(20)], "dreamgym-s2r": [report(22)]},
+        {"random": [0], "real-rl": [2000], "dreamgym-s2r": [150]},
+    )
+    curve = [{"iteration": 1.0, "success_rate": 0.2}, {"iteration": 2.0, "success_rate": 0.4}]
+    path = plot_results(rows, {"real-rl": [curve], "dreamgym-s2r": [curve[:1]]}, tmp_path / "plot.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert results_table(rows, 1000).row_count == 3
