@@ -41,7 +41,7 @@ class DemoConfig(BaseModel):
     model directory or hub id to start from (e.g. ``Qwen/Qwen2.5-0.5B-Instruct`` with ``device="cuda"``)."""
     device: str | None = None
     """Where the policy runs and trains (``None``: CPU)."""
-    bc_epochs: int = Field(default=4, ge=1)
+    bc_epochs: int = Field(default=3, ge=1)
     """Behaviour-cloning epochs over the offline episodes (the SFT policy every RL arm starts from)."""
     bc_learning_rate: float = Field(default=2e-3, gt=0)
 
@@ -57,7 +57,7 @@ class DemoConfig(BaseModel):
     real_share_cap: float = Field(default=0.1, gt=0, le=1)
     """Sim-to-real may use at most this share of real-environment RL's real transitions."""
 
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1, 2)
     """One run of every arm per seed (games, offline data and the experience model are shared)."""
     eval_episodes_per_game: int = Field(default=1, ge=1)
     """Evaluation episodes per held-out game (greedy policies are deterministic: 1 is enough)."""
@@ -77,5 +77,6 @@ class DemoConfig(BaseModel):
             "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "max_steps": 12,
             "distill_steps": 150, "experience_max_tokens": 200, "bc_epochs": 2, "rl_iterations": 2,
             "tasks_per_iteration": 2, "group_size": 2, "s2r_iterations": 1, "s2r_tasks_per_iteration": 1,
+            "seeds": (0,),
         }  # fmt: skip
         return cls.model_validate(small | overrides)

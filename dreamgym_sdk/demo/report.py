@@ -17,10 +17,10 @@ from dreamgym_sdk.training.evaluate import EvalReport, wilson_interval
 __all__ = ["ArmSummary", "plot_results", "results_table", "summarise"]
 
 _LABELS = {
-    "random": "random policy",
-    "sft": "SFT only (behaviour cloning)",
-    "real-rl": "real-environment RL",
-    "dreamgym": "DreamGym (0 real transitions in RL)",
+    "random": "random",
+    "sft": "SFT only",
+    "real-rl": "real-env RL",
+    "dreamgym": "DreamGym",
     "dreamgym-s2r": "DreamGym-S2R",
 }
 
@@ -88,10 +88,10 @@ def results_table(rows: Sequence[ArmSummary], offline_transitions: int) -> Table
     table = Table(title="Held-out real TextWorld games: success rate (95% interval)")
     table.add_column("policy")
     table.add_column("success", justify="right")
-    table.add_column("95% interval", justify="right")
+    table.add_column("95% interval", justify="right", no_wrap=True)
     table.add_column("per seed", justify="right")
     table.add_column("mean score", justify="right")
-    table.add_column("real transitions in RL", justify="right")
+    table.add_column("real steps in RL", justify="right")
     for row in rows:
         table.add_row(
             row.label,
@@ -127,10 +127,10 @@ def plot_results(
     errors = [[r.success_rate - r.ci95[0] for r in rows], [r.ci95[1] - r.success_rate for r in rows]]
     bars.bar(xs, heights, yerr=errors, capsize=4, color=[colors[r.arm] for r in rows])
     for x, row in zip(xs, rows, strict=True):
-        bars.annotate(f"{row.rl_real_transitions:,.0f} real\nsteps in RL", (x, 0.02), ha="center", fontsize=8,
-                      color="white")  # fmt: skip
-    bars.set_xticks(list(xs), [r.label.replace(" (", "\n(") for r in rows], fontsize=8)
-    bars.set_ylim(0, 1)
+        label = f"{row.rl_real_transitions:,.0f} real\nsteps in RL"
+        bars.annotate(label, (x, min(row.ci95[1] + 0.02, 0.88)), ha="center", fontsize=8)
+    bars.set_xticks(list(xs), [r.label for r in rows], fontsize=9)
+    bars.set_ylim(0, 1.05)
     bars.set_ylabel("success rate on held-out real games")
     bars.set_title(f"Held-out games (mean over {rows[0].seeds if rows else 0} seed(s), 95% interval)")
     for arm, runs in curves.items():
