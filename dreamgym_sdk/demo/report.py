@@ -127,20 +127,28 @@ def plot_results(
     errors = [[r.success_rate - r.ci95[0] for r in rows], [r.ci95[1] - r.success_rate for r in rows]]
     bars.bar(xs, heights, yerr=errors, capsize=4, color=[colors[r.arm] for r in rows])
     for x, row in zip(xs, rows, strict=True):
-        label = f"{row.rl_real_transitions:,.0f} real\nsteps in RL"
-        bars.annotate(label, (x, min(row.ci95[1] + 0.02, 0.88)), ha="center", fontsize=8)
+        label = f"{row.rl_real_transitions:,.0f}\nreal steps\nin RL"
+        inside = row.success_rate > 0.3
+        y = 0.04 if inside else row.ci95[1] + 0.03
+        bars.annotate(label, (x, y), ha="center", fontsize=8, color="white" if inside else "black")
     bars.set_xticks(list(xs), [r.label for r in rows], fontsize=9)
     bars.set_ylim(0, 1.05)
     bars.set_ylabel("success rate on held-out real games")
     bars.set_title(f"Held-out games (mean over {rows[0].seeds if rows else 0} seed(s), 95% interval)")
     for arm, runs in curves.items():
         for i, metrics in enumerate(runs):
+            # sim-to-real continues where DreamGym stopped
+            offset = (
+                len(curves.get("dreamgym", [])[i]) if arm == "dreamgym-s2r" and "dreamgym" in curves else 0
+            )
             if metrics:
                 lines.plot(
-                    [m["iteration"] for m in metrics],
+                    [offset + m["iteration"] for m in metrics],
                     [m["success_rate"] for m in metrics],
                     color=colors[arm],
-                    alpha=0.9,
+                    marker="o",
+                    markersize=3,
+                    alpha=0.8,
                     label=_LABELS[arm] if i == 0 else None,
                 )
     lines.set_xlabel("iteration")
