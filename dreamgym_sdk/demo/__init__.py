@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import statistics
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,7 +40,7 @@ from dreamgym_sdk.demo.arms import (
     real_env_factory,
     train_rl,
 )
-from dreamgym_sdk.demo.config import ARMS, DemoConfig
+from dreamgym_sdk.demo.config import ARMS, MODES, DemoConfig
 from dreamgym_sdk.demo.data import (
     episodes_of,
     make_games,
@@ -66,7 +67,11 @@ class DemoResult(BaseModel):
     config: DemoConfig
     offline_transitions: int
     experience_model: str
-    arms: list[ArmSummary]
+    arms: dict[str, list[ArmSummary]]
+    """Per evaluation mode (``greedy``: temperature 0; ``sampled``: temperature 1, as trained), one row per
+    policy."""
+    real_share: float
+    """DreamGym-S2R's real transitions in RL over real-environment RL's (mean over seeds)."""
     runs: dict[str, dict[str, Any]]
     """Per seed and arm: the evaluation report, the RL metrics per iteration and the real transitions."""
     checks: dict[str, bool]
@@ -98,7 +103,8 @@ def _quiet_libraries() -> None:
 
 @dataclass
 class _SeedRun:
-    reports: dict[str, EvalReport] = field(default_factory=dict[str, EvalReport])
+    reports: dict[str, dict[str, EvalReport]] = field(default_factory=dict[str, dict[str, EvalReport]])
+    """Mode (``greedy``, ``sampled``) → arm → report."""
     rl: dict[str, ArmRun] = field(default_factory=dict[str, ArmRun])
 
 
@@ -191,44 +197,49 @@ class _Demo:
         paths: dict[str, Path | None] = {"random": None, "sft": sft} | {
             a: r.policy_dir for a, r in run.rl.items()
         }
-        for arm in ARMS:
-            path = paths[arm]
-            config = self.config
-            policy = (
-                RandomPolicy(seed=seed)
-                if path is None
-                else await load_policy(path, config, seed, greedy=True)
-            )
-            report = await evaluate_policy(config, policy, self.held_tasks, seed, root / f"eval-{arm}.json")
-            run.reports[arm] = report
-            self.console.print(f"  {arm}: {report.success_rate:.1%} of {report.episodes} held-out episodes")
+        for mode in MODES:
+            run.reports[mode] = {}
+            for arm in ARMS:
+                path, config = paths[arm], self.config
+                policy = (
+                    RandomPolicy(seed=seed)
+                    if path is None
+                    else await load_policy(path, config, seed, greedy=mode == "greedy")
+                )
+                file = root / f"eval-{mode}-{arm}.json"
+                report = await evaluate_policy(config, policy, self.held_tasks, seed, file)
+                run.reports[mode][arm] = report
+                self.console.print(
+                    f"  {mode:>7} {arm}: {report.success_rate:.1%} of {report.episodes} episodes"
+                )
 
     def _report(self, model: str, seeds: dict[int, _SeedRun]) -> DemoResult:
-        config, out = self.config, self.out
-        reports = {arm: [s.reports[arm] for s in seeds.values()] for arm in ARMS}
+        config, out, console = self.config, self.out, self.console
         rl_real = {
             arm: [s.rl[arm].real_transitions if arm in s.rl else 0 for s in seeds.values()] for arm in ARMS
         }
-        rows = summarise(reports, rl_real)
-        by_arm = {row.arm: row for row in rows}
-        real_share = by_arm["dreamgym-s2r"].rl_real_transitions / max(
-            1.0, by_arm["real-rl"].rl_real_transitions
-        )
-        checks = {
-            "dreamgym_beats_sft": by_arm["dreamgym"].success_rate > by_arm["sft"].success_rate,
-            "s2r_matches_or_beats_real_rl": by_arm["dreamgym-s2r"].success_rate
-            >= by_arm["real-rl"].success_rate,
-            "s2r_real_transitions_within_cap": real_share <= config.real_share_cap,
+        rows = {
+            mode: summarise({arm: [s.reports[mode][arm] for s in seeds.values()] for arm in ARMS}, rl_real)
+            for mode in MODES
         }
+        real_share = statistics.fmean(rl_real["dreamgym-s2r"]) / max(
+            1.0, statistics.fmean(rl_real["real-rl"])
+        )
+        checks = {"s2r_real_transitions_within_cap": real_share <= config.real_share_cap}
+        for mode in MODES:
+            rate = {row.arm: row.success_rate for row in rows[mode]}
+            checks[f"dreamgym_beats_sft ({mode})"] = rate["dreamgym"] > rate["sft"]
+            checks[f"s2r_matches_or_beats_real_rl ({mode})"] = rate["dreamgym-s2r"] >= rate["real-rl"]
         result = DemoResult(
             config=config,
             offline_transitions=len(self.transitions),
             experience_model=model,
             arms=rows,
+            real_share=real_share,
             runs={
                 str(seed): {
                     arm: {
-                        "eval": run.reports[arm].model_dump(mode="json"),
+                        "eval": {mode: run.reports[mode][arm].model_dump(mode="json") for mode in MODES},
                         "rl_real_transitions": rl_real[arm][i],
                         "rl_metrics": run.rl[arm].metrics if arm in run.rl else [],
                     }
@@ -245,8 +256,8 @@ class _Demo:
             for arm in ("real-rl", "dreamgym", "dreamgym-s2r")
         }
         plot = plot_results(rows, curves, out / "results.png")
-        console = self.console
-        console.print(results_table(rows, len(self.transitions)))
+        for mode in MODES:
+            console.print(results_table(rows[mode], len(self.transitions), mode))
         for name, held in checks.items():
             console.print(
                 f"  {'[green]holds' if held else '[red]does not hold'}[/]: {name.replace('_', ' ')}"

@@ -120,9 +120,11 @@ async def train_rl(
             GRPOBackendConfig(
                 group_size=config.group_size,
                 learning_rate=config.rl_learning_rate,
+                beta=config.rl_kl,
                 seed=seed,
                 device=config.device,
             ),
+            reward=(lambda e: float(e.success)) if config.rl_reward == "success" else None,
         )
         trainer = DreamGymTrainer(
             env_factory=env_factory,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ARMS", "DemoConfig"]
+__all__ = ["ARMS", "MODES", "DemoConfig"]
 
 ARMS = ("random", "sft", "real-rl", "dreamgym", "dreamgym-s2r")
 """The compared policies, in display order."""
+
+MODES = ("greedy", "sampled")
+"""How the trained policies act in the evaluation: temperature 0, or temperature 1 as they were trained."""
 
 
 class DemoConfig(BaseModel):
@@ -50,7 +53,13 @@ class DemoConfig(BaseModel):
     tasks_per_iteration: int = Field(default=8, ge=1)
     group_size: int = Field(default=4, ge=2)
     """Rollouts per task (the GRPO group)."""
-    rl_learning_rate: float = Field(default=2e-4, gt=0)
+    rl_learning_rate: float = Field(default=5e-5, gt=0)
+    rl_kl: float = Field(default=0.04, ge=0)
+    """GRPO's KL coefficient against the SFT policy (keeps a small policy from drifting off what it knows)."""
+    rl_reward: Literal["success", "return"] = "success"
+    """What an episode is worth to GRPO: ``success`` (1 or 0, the paper's outcome reward) or ``return`` (the
+    sum of step rewards). A learned experience model's step rewards can be farmed by repeating a rewarded
+    step, which ``return`` invites; the real game's score cannot."""
     s2r_iterations: int = Field(default=1, ge=1)
     """Real-environment updates after DreamGym (sim-to-real)."""
     s2r_tasks_per_iteration: int = Field(default=4, ge=1)
@@ -60,7 +69,7 @@ class DemoConfig(BaseModel):
     seeds: tuple[int, ...] = (0, 1, 2)
     """One run of every arm per seed (games, offline data and the experience model are shared)."""
     eval_episodes_per_game: int = Field(default=1, ge=1)
-    """Evaluation episodes per held-out game (greedy policies are deterministic: 1 is enough)."""
+    """Evaluation episodes per held-out game and mode."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:

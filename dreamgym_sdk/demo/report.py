@@ -84,8 +84,8 @@ def summarise(
     return rows
 
 
-def results_table(rows: Sequence[ArmSummary], offline_transitions: int) -> Table:
-    table = Table(title="Held-out real TextWorld games: success rate (95% interval)")
+def results_table(rows: Sequence[ArmSummary], offline_transitions: int, mode: str = "greedy") -> Table:
+    table = Table(title=f"Held-out real TextWorld games, {mode} policies: success rate (95% interval)")
     table.add_column("policy")
     table.add_column("success", justify="right")
     table.add_column("95% interval", justify="right", no_wrap=True)
@@ -108,9 +108,12 @@ def results_table(rows: Sequence[ArmSummary], offline_transitions: int) -> Table
 
 
 def plot_results(
-    rows: Sequence[ArmSummary], curves: Mapping[str, Sequence[Sequence[dict[str, Any]]]], path: Path
+    rows: Mapping[str, Sequence[ArmSummary]],
+    curves: Mapping[str, Sequence[Sequence[dict[str, Any]]]],
+    path: Path,
 ) -> Path:
-    """Bars of held-out success with intervals, and the training success of the RL arms per iteration."""
+    """Bars of held-out success per evaluation mode with intervals, and the training success of the RL arms
+    per iteration."""
     from dreamgym_sdk._imports import require
 
     require("matplotlib", extra="plot", feature="the demo's plot")
@@ -122,19 +125,23 @@ def plot_results(
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     colors = {"random": "#9e9e9e", "sft": "#8d6e63", "real-rl": "#1e88e5", "dreamgym": "#8e24aa",
               "dreamgym-s2r": "#43a047"}  # fmt: skip
-    xs = range(len(rows))
-    heights = [r.success_rate for r in rows]
-    errors = [[r.success_rate - r.ci95[0] for r in rows], [r.ci95[1] - r.success_rate for r in rows]]
-    bars.bar(xs, heights, yerr=errors, capsize=4, color=[colors[r.arm] for r in rows])
-    for x, row in zip(xs, rows, strict=True):
-        label = f"{row.rl_real_transitions:,.0f}\nreal steps\nin RL"
-        inside = row.success_rate > 0.3
-        y = 0.04 if inside else row.ci95[1] + 0.03
-        bars.annotate(label, (x, y), ha="center", fontsize=8, color="white" if inside else "black")
-    bars.set_xticks(list(xs), [r.label for r in rows], fontsize=9)
+    width = 0.8 / max(1, len(rows))
+    first: Sequence[ArmSummary] = next(iter(rows.values())) if rows else []
+    for m, (mode, mode_rows) in enumerate(rows.items()):
+        xs = [i + (m - (len(rows) - 1) / 2) * width for i in range(len(mode_rows))]
+        errors = [
+            [r.success_rate - r.ci95[0] for r in mode_rows],
+            [r.ci95[1] - r.success_rate for r in mode_rows],
+        ]
+        bars.bar(xs, [r.success_rate for r in mode_rows], width=width, yerr=errors, capsize=3,
+                 color=[colors[r.arm] for r in mode_rows], alpha=1.0 if m == 0 else 0.5,
+                 hatch=None if m == 0 else "//", edgecolor="white", label=mode)  # fmt: skip
+    labels = [f"{r.label}\n{r.rl_real_transitions:,.0f} real steps" for r in first]
+    bars.set_xticks(list(range(len(first))), labels, fontsize=8)
     bars.set_ylim(0, 1.05)
     bars.set_ylabel("success rate on held-out real games")
-    bars.set_title(f"Held-out games (mean over {rows[0].seeds if rows else 0} seed(s), 95% interval)")
+    bars.set_title(f"Held-out games (mean over {first[0].seeds if first else 0} seed(s), 95% interval)")
+    bars.legend(fontsize=8, loc="upper left")
     for arm, runs in curves.items():
         for i, metrics in enumerate(runs):
             # sim-to-real continues where DreamGym stopped

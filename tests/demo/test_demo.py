@@ -87,6 +87,7 @@ def test_table_and_plot(tmp_path: Path) -> None:
         {"random": [0], "real-rl": [2000], "dreamgym-s2r": [150]},
     )
     curve = [{"iteration": 1.0, "success_rate": 0.2}, {"iteration": 2.0, "success_rate": 0.4}]
-    path = plot_results(rows, {"real-rl": [curve], "dreamgym-s2r": [curve[:1]]}, tmp_path / "plot.png")
+    curves = {"real-rl": [curve], "dreamgym-s2r": [curve[:1]]}
+    path = plot_results({"greedy": rows, "sampled": rows}, curves, tmp_path / "plot.png")
     assert path.read_bytes().startswith(b"\x89PNG")
-    assert results_table(rows, 1000).row_count == 3
+    assert results_table(rows, 1000, "sampled").row_count == 3
