@@ -42,6 +42,7 @@ def demo(
     them on held-out real games; prints a table and writes OUT/results.json and OUT/results.png.
     """
     from dreamgym_sdk.demo import DemoConfig, run_demo
+    from dreamgym_sdk.errors import ConfigError
 
     fields: dict[str, Any] = {
         "experience_model": experience_model, "policy_model": policy_model, "device": device,
@@ -58,4 +59,8 @@ def demo(
     except ValidationError as exc:
         _err.print(f"[red]error:[/] invalid demo settings:\n{exc}")
         raise typer.Exit(2) from exc
-    anyio.run(run_demo, config, out)
+    try:
+        anyio.run(run_demo, config, out)
+    except ConfigError as exc:
+        _err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc

@@ -49,6 +49,7 @@ from dreamgym_sdk.demo.data import (
     train_experience_model,
 )
 from dreamgym_sdk.demo.report import ArmSummary, plot_results, results_table, summarise
+from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.policies.baselines import RandomPolicy
 from dreamgym_sdk.rollout import EnvFactory
 from dreamgym_sdk.training.evaluate import EvalReport
@@ -124,6 +125,7 @@ class _Demo:
     async def run(self) -> DemoResult:
         config, out = self.config, self.out
         out.mkdir(parents=True, exist_ok=True)
+        self._check_settings()
         started = time.perf_counter()
         train_games, held_games = await self.stage("games", self._games)
         self.train_tasks = [g.to_task() for g in train_games]
@@ -151,6 +153,22 @@ class _Demo:
                 seeds[seed] = await self._seed(seed, dream_env_factory(config, dream))
         self.timings["total"] = round(time.perf_counter() - started, 1)
         return self._report(model, seeds)
+
+    def _check_settings(self) -> None:
+        """Stages are reused from the run directory, so refuse one made with other settings (more or other
+        seeds are fine: each seed has its own directory)."""
+        path = self.out / "demo-config.json"
+        current = self.config.model_dump(mode="json", exclude={"seeds"})
+        if path.exists():
+            saved = json.loads(path.read_text())
+            changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
+            if changed:
+                raise ConfigError(
+                    f"{self.out} holds a run with other settings ({', '.join(changed)} differ); "
+                    "use another --out or the same settings"
+                )
+        else:
+            path.write_text(json.dumps(current, indent=2) + "\n")
 
     async def _games(self) -> tuple[list[Any], list[Any]]:
         with Progress(console=self.console, transient=True) as bar:

@@ -6,6 +6,7 @@ whose mistakes a run would not show.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -91,3 +92,12 @@ def test_table_and_plot(tmp_path: Path) -> None:
     path = plot_results({"greedy": rows, "sampled": rows}, curves, tmp_path / "plot.png")
     assert path.read_bytes().startswith(b"\x89PNG")
     assert results_table(rows, 1000, "sampled").row_count == 3
+
+
+def test_a_run_directory_made_with_other_settings_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "demo-config.json").write_text(
+        json.dumps(DemoConfig.quick().model_dump(mode="json", exclude={"seeds"}))
+    )
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path), "--set", "rl_iterations=3"])
+    assert result.exit_code == 2
+    assert "rl_iterations" in result.output and "other settings" in result.output
