@@ -126,20 +126,33 @@ async def train_rl(
             ),
             reward=(lambda e: float(e.success)) if config.rl_reward == "success" else None,
         )
-        trainer = DreamGymTrainer(
-            env_factory=env_factory,
-            policy=policy,
-            backend=backend,
-            curriculum=TaskPool(tasks),
-            run_dir=run_dir,
-            config=LoopConfig(
-                tasks_per_iteration=tasks_per_iteration,
-                group_size=config.group_size,
-                seed=seed,
-                budget=Budget(iterations=iterations, real_transitions=real_transitions),
-            ),
-        )
-        await trainer.run()
+
+        def trainer(
+            budget: int,
+        ) -> DreamGymTrainer:  # resumes from run_dir: ``budget`` counts every iteration
+            return DreamGymTrainer(
+                env_factory=env_factory,
+                policy=policy,
+                backend=backend,
+                curriculum=TaskPool(tasks),
+                run_dir=run_dir,
+                config=LoopConfig(
+                    tasks_per_iteration=tasks_per_iteration,
+                    group_size=config.group_size,
+                    seed=seed,
+                    budget=Budget(iterations=budget),
+                ),
+            )
+
+        if real_transitions is None:
+            await trainer(iterations).run()
+        else:  # a hard cap: stop before an iteration like the last one would cross it
+            for budget in range(1, iterations + 1):
+                done = await anyio.to_thread.run_sync(_read_metrics, run_dir / "metrics.jsonl")
+                used = sum(m["real_transitions"] for m in done)
+                if done and used + done[-1]["real_transitions"] > real_transitions:
+                    break
+                await trainer(budget).run()
         await save_policy(policy, policy_dir)
     return ArmRun(policy_dir, _read_metrics(run_dir / "metrics.jsonl"))
 

@@ -60,8 +60,9 @@ class DemoConfig(BaseModel):
     """What an episode is worth to GRPO: ``success`` (1 or 0, the paper's outcome reward) or ``return`` (the
     sum of step rewards). A learned experience model's step rewards can be farmed by repeating a rewarded
     step, which ``return`` invites; the real game's score cannot."""
-    s2r_iterations: int = Field(default=1, ge=1)
-    """Real-environment updates after DreamGym (sim-to-real)."""
+    s2r_iterations: int = Field(default=4, ge=1)
+    """At most this many real-environment updates after DreamGym (sim-to-real); fewer when the next one
+    would likely take the real transitions past ``real_share_cap``."""
     s2r_tasks_per_iteration: int = Field(default=4, ge=1)
     real_share_cap: float = Field(default=0.1, gt=0, le=1)
     """Sim-to-real may use at most this share of real-environment RL's real transitions."""
