@@ -10,6 +10,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from dreamgym_sdk.cli._options import overrides
+
 __all__ = ["demo"]
 
 _err = Console(stderr=True)
@@ -48,14 +50,9 @@ def demo(
         "experience_model": experience_model, "policy_model": policy_model, "device": device,
         "seeds": tuple(range(seeds)) if seeds else None,
     }  # fmt: skip
-    overrides = {k: v for k, v in fields.items() if v is not None}
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set needs KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = value
+    settings = overrides(fields, set_)
     try:
-        config = DemoConfig.quick(**overrides) if quick else DemoConfig.model_validate(overrides)
+        config = DemoConfig.quick(**settings) if quick else DemoConfig.model_validate(settings)
     except ValidationError as exc:
         _err.print(f"[red]error:[/] invalid demo settings:\n{exc}")
         raise typer.Exit(2) from exc

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dreamgym_sdk.cli._options import overrides
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.policies.base import Policy
 
@@ -46,14 +47,9 @@ def train(
         "experience.api_base": api_base, "replay.uri": replay, "policy.path": policy,
         "algorithm": algorithm, "loop.budget.iterations": iterations, "loop.seed": seed,
     }  # fmt: skip
-    overrides = {k: v for k, v in named.items() if v is not None}
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--set needs KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = value
+    values = overrides(named, set_)
     try:
-        cfg = load_train_config(config, overrides)
+        cfg = load_train_config(config, values)
     except ConfigError as exc:
         _err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
