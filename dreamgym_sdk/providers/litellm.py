@@ -142,9 +142,9 @@ class LiteLLMProvider(BaseProvider):
 
     def _cost(self, response: Any) -> float | None:
         hidden: dict[str, Any] = getattr(response, "_hidden_params", None) or {}
-        cost = hidden.get("response_cost")
-        if isinstance(cost, int | float):
-            return float(cost)
+        if "response_cost" in hidden:  # LiteLLM priced the call already (None: the model has no price)
+            cost = hidden["response_cost"]
+            return float(cost) if isinstance(cost, int | float) else None
         try:
             return float(self._litellm.completion_cost(completion_response=response, model=self.model))
         except Exception:  # unknown model or price: cost is simply not known

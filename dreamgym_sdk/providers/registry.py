@@ -2,10 +2,12 @@
 
 - ``hf:<path or hub id>``: :class:`~dreamgym_sdk.providers.hf.HFProvider` (transformers, batching);
 - ``vllm:<path or hub id>``: :class:`~dreamgym_sdk.providers.vllm.VLLMProvider` (in-process vLLM, GPU);
-- ``openai/<name>`` with ``api_base`` set:
-  :class:`~dreamgym_sdk.providers.openai_compat.OpenAICompatProvider` (no LiteLLM needed);
-- anything else (``openai/gpt-4o-mini``, ``anthropic/...``, ``hosted_vllm/...`` + ``api_base``):
-  :class:`~dreamgym_sdk.providers.litellm.LiteLLMProvider`.
+- ``openai/<name>`` with ``api_base`` set, and ``hosted_vllm/<name>`` (a server you run):
+  :class:`~dreamgym_sdk.providers.openai_compat.OpenAICompatProvider`, which keeps pace with a bare
+  aiohttp client where LiteLLM spends ~25x its CPU per call (``docs/benchmarks-providers.md``);
+- anything else (``openai/gpt-4o-mini``, ``anthropic/...``, ``gemini/...``):
+  :class:`~dreamgym_sdk.providers.litellm.LiteLLMProvider`; construct it directly to send a local
+  server's traffic through LiteLLM anyway.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def get_provider(model: str, config: ProviderConfig | None = None, /, **override
             ``cache_dir=...``.
 
     Raises:
-        ConfigError: an empty model string, or an unknown or invalid override.
+        ConfigError: an empty model string, an unknown or invalid override, or a ``hosted_vllm/`` model
+            without a base URL.
         MissingExtraError: the backend's optional dependency is not installed (raised on first use for
             ``hf:`` and ``vllm:``, at once for LiteLLM).
     """
@@ -54,7 +57,7 @@ def get_provider(model: str, config: ProviderConfig | None = None, /, **override
         from dreamgym_sdk.providers.vllm import VLLMProvider
 
         return VLLMProvider(model, cfg)
-    if model.startswith("openai/") and cfg.api_base is not None:
+    if model.startswith("hosted_vllm/") or (model.startswith("openai/") and cfg.api_base is not None):
         from dreamgym_sdk.providers.openai_compat import OpenAICompatProvider
 
         return OpenAICompatProvider(model, cfg)

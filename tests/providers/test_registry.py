@@ -23,7 +23,7 @@ from dreamgym_sdk.providers.vllm import VLLMProvider
         ("vllm:/models/tiny", {}, VLLMProvider),
         ("openai/qwen", {"api_base": "http://127.0.0.1:8000/v1"}, OpenAICompatProvider),
         ("openai/gpt-4o-mini", {}, LiteLLMProvider),
-        ("hosted_vllm/qwen", {"api_base": "http://127.0.0.1:8000/v1"}, LiteLLMProvider),
+        ("hosted_vllm/qwen", {"api_base": "http://127.0.0.1:8000/v1"}, OpenAICompatProvider),
         ("anthropic/claude-3-5-haiku-latest", {}, LiteLLMProvider),
     ],
 )
@@ -54,6 +54,22 @@ def test_invalid_overrides_raise_config_error(overrides: dict[str, object]) -> N
 def test_empty_model_string() -> None:
     with pytest.raises(ConfigError):
         get_provider(" ")
+
+
+def test_hosted_vllm_reads_litellm_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOSTED_VLLM_API_BASE", "http://127.0.0.1:8123/v1")
+    monkeypatch.setenv("HOSTED_VLLM_API_KEY", "vllm-key-123")
+    monkeypatch.setenv("OPENAI_API_KEY", "openai-key-456")
+    provider = get_provider("hosted_vllm/org/qwen-7b")
+    assert isinstance(provider, OpenAICompatProvider)
+    assert (provider.wire_model, provider.api_base) == ("org/qwen-7b", "http://127.0.0.1:8123/v1")
+    assert provider._api_key() == "vllm-key-123"  # pyright: ignore[reportPrivateUsage]
+
+
+def test_hosted_vllm_needs_a_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOSTED_VLLM_API_BASE", raising=False)
+    with pytest.raises(ConfigError, match="HOSTED_VLLM_API_BASE"):
+        get_provider("hosted_vllm/qwen")
 
 
 def test_openai_compat_strips_the_prefix_only() -> None:
