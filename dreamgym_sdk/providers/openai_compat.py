@@ -93,15 +93,17 @@ def parse_chat_body(data: Any, model: str) -> ChatResponse:
     try:
         choice: dict[str, Any] = data["choices"][0]
         usage: dict[str, Any] = data.get("usage") or {}
-        # One validating constructor call: cheaper than model_construct, and it checks the types.
-        return ChatResponse(
-            text=choice["message"].get("content") or "",
-            model=str(data.get("model") or model),
-            usage={
-                "prompt_tokens": usage.get("prompt_tokens") or 0,
-                "completion_tokens": usage.get("completion_tokens") or 0,
-            },
-            finish_reason=choice.get("finish_reason"),
+        # One validating call: cheaper than model_construct, and it checks the types.
+        return ChatResponse.model_validate(
+            {
+                "text": choice["message"].get("content") or "",
+                "model": str(data.get("model") or model),
+                "usage": {
+                    "prompt_tokens": usage.get("prompt_tokens") or 0,
+                    "completion_tokens": usage.get("completion_tokens") or 0,
+                },
+                "finish_reason": choice.get("finish_reason"),
+            }
         )
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         # pydantic's ValidationError is a ValueError

@@ -17,7 +17,7 @@ from dreamgym_sdk.testing.doubles import (
 )
 from dreamgym_sdk.testing.openai_server import Fault, OpenAIServer, RecordedRequest, serve_in_subprocess
 from dreamgym_sdk.testing.replay import check_replay_buffer
-from dreamgym_sdk.testing.tiny_models import build_tiny_model, build_tiny_tokenizer
+from dreamgym_sdk.testing.tiny_models import build_tiny_model, build_tiny_tokenizer, teach_tiny_model
 
 __all__ = [
     "Fault",
@@ -36,4 +36,5 @@ __all__ = [
     "check_env",
     "check_replay_buffer",
     "serve_in_subprocess",
+    "teach_tiny_model",
 ]

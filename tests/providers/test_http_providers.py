@@ -256,15 +256,25 @@ async def test_retry_after_beyond_deadline_fails_fast(server: OpenAIServer) -> N
     assert len(server.requests) == 1
 
 
-async def test_extra_params_and_headers_are_sent(server: OpenAIServer) -> None:
-    options = {"headers": {"X-Team": "dream"}}
+@pytest.mark.parametrize("client", ["aiohttp", "openai"])
+async def test_extra_params_and_headers_are_sent(server: OpenAIServer, client: str) -> None:
+    options = {"headers": {"X-Team": "dream"}, "client": client}
     async with make(
         "aiohttp", server.base_url, extra_params={"top_k": 20}, backend_options=options
     ) as provider:
-        await provider.complete(request(top_p=0.9))
+        await provider.complete(request(top_p=0.9, seed=3, stop=("END",)))
     [sent] = server.requests
-    assert sent.body is not None and sent.body["top_k"] == 20 and sent.body["top_p"] == 0.9
-    assert sent.headers["X-Team"] == "dream"
+    assert sent.body is not None
+    assert (sent.body["top_k"], sent.body["top_p"], sent.body["seed"], sent.body["stop"]) == (
+        20,
+        0.9,
+        3,
+        ["END"],
+    )
+    assert sent.body["model"] == "tiny"
+    headers = {name.lower(): value for name, value in sent.headers.items()}
+    assert headers["x-team"] == "dream"
+    assert headers["authorization"] == f"Bearer {KEY}"
 
 
 async def test_closed_provider_refuses_calls(server: OpenAIServer) -> None:
