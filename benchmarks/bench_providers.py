@@ -5,11 +5,13 @@ model's JSON answer; 256 calls are kept in flight. On a machine with two or more
 pinned to the last core and the clients to the others, so the two do not trade places on a core.
 
 - ``calls``: each provider path's ``complete()`` against a bare aiohttp loop posting the same request
-  (JSON encode, POST, read, JSON decode). Each path runs in fresh processes (3 by default) together
-  with the baseline, alternating with it for a few rounds per process; every round gives a ratio to the
-  baseline's round beside it, and the report shows the median and range of the ratios, so drift in the
-  machine's speed cancels out. Targets: >= 0.9x the baseline's calls/s and <= 1.5x its client CPU per
-  call (the process's user+system CPU, all threads, divided by calls).
+  (JSON encode, POST, read, JSON decode). Each path runs in fresh processes (8 by default) together
+  with the baseline, alternating with it for two rounds per process; every round gives a ratio to the
+  baseline's round beside it, and the report shows the median and range of the ratios. Pairing cancels
+  drift in the machine's speed; many processes average out what one process's memory layout does to
+  its speed (the same client differs by up to 20% between two processes here). Targets: >= 0.9x the
+  baseline's calls/s and <= 1.5x its client CPU per call (the process's user+system CPU, all threads,
+  divided by calls).
 - ``episodes``: 256 concurrent ``DreamEnv`` episodes on a ``ReasoningExperienceModel`` over the default
   provider path (prompt building, the call, parsing and validation, the transition): steps/s and CPU per
   step, against the bare client posting the very request bodies those episodes send.
@@ -372,8 +374,8 @@ async def child(args: argparse.Namespace) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--processes", type=int, help="processes per comparison (default 3, quick 1)")
-    parser.add_argument("--rounds", type=int, help="rounds per process (default 3, quick 2)")
+    parser.add_argument("--processes", type=int, help="processes per comparison (default 8, quick 1)")
+    parser.add_argument("--rounds", type=int, help="rounds per process (default 2)")
     parser.add_argument("--skip-hf", action="store_true", help="HTTP paths only")
     parser.add_argument("--skip-litellm", action="store_true", help="leave out the two LiteLLM paths")
     parser.add_argument("--instructions", action="store_true", help="also count instructions (valgrind)")
@@ -386,8 +388,8 @@ async def main() -> None:
         await child(args)
         return
     calls = 2048 if args.quick else 4096
-    processes = args.processes or (1 if args.quick else 3)
-    rounds = args.rounds or (2 if args.quick else 3)
+    processes = args.processes or (1 if args.quick else 8)
+    rounds = args.rounds or 2
     paths = [p for p in PATHS if not (args.skip_litellm and p.startswith("litellm"))]
     report: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

@@ -255,7 +255,7 @@ class OpenAICompatProvider(BaseProvider):
         client = self._sdk_client()
         try:
             # The SDK's low-level ``post`` keeps its auth, headers, transport and status errors but skips
-            # its per-call request transform and response models (two thirds of its CPU per call).
+            # its per-call request transform and response models (about half of its CPU per call).
             response = await client.post("/chat/completions", body=body, cast_to=httpx.Response)
             raw = await response.aread()
         except openai.APIStatusError as exc:
