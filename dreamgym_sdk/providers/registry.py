@@ -4,7 +4,7 @@
 - ``vllm:<path or hub id>``: :class:`~dreamgym_sdk.providers.vllm.VLLMProvider` (in-process vLLM, GPU);
 - ``openai/<name>`` with ``api_base`` set, and ``hosted_vllm/<name>`` (a server you run):
   :class:`~dreamgym_sdk.providers.openai_compat.OpenAICompatProvider`, which keeps pace with a bare
-  aiohttp client where LiteLLM spends ~25x its CPU per call (``docs/benchmarks-providers.md``);
+  aiohttp client where LiteLLM spends ~20x its CPU per call (``docs/benchmarks-providers.md``);
 - anything else (``openai/gpt-4o-mini``, ``anthropic/...``, ``gemini/...``):
   :class:`~dreamgym_sdk.providers.litellm.LiteLLMProvider`; construct it directly to send a local
   server's traffic through LiteLLM anyway.
