@@ -310,7 +310,7 @@ async def test_agrees_with_real_cooking_games(
 async def test_agrees_with_real_custom_quests(
     custom_game: GameInfo, rich_games: dict[GameKind, GameInfo]
 ) -> None:
-    result = await agreement([custom_game, rich_games["custom"]], "custom", episodes=6)
+    result = await agreement([custom_game, rich_games["custom"]], "custom", episodes=10)
     assert result.walkthrough_misses == []
     assert result.walkthrough_admissible >= 5
     assert result.recall() >= 0.99 and result.precision() >= 0.98, result.pairs
