@@ -180,6 +180,14 @@ def test_iteration_metrics_and_wilson() -> None:
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
 
 
+def test_wilson_interval_contains_the_rate_despite_rounding() -> None:
+    # 6/6 gave an upper bound of 0.9999999999999999, and the demo's plot a negative error bar.
+    for n in range(1, 300):
+        for successes in range(n + 1):
+            low, high = wilson_interval(successes, n)
+            assert 0.0 <= low <= successes / n <= high <= 1.0, (successes, n)
+
+
 async def test_evaluate_reports_success_with_interval() -> None:
     model = FunctionExperienceModel(coin_world, initial_state="s")
     report = await evaluate(

@@ -26,7 +26,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # The interval contains p in exact arithmetic; rounding can leave 6/6 at 0.9999999999999999.
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 class EvalReport(BaseModel):
