@@ -121,6 +121,7 @@ def plot_results(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     colors = {"random": "#9e9e9e", "sft": "#8d6e63", "real-rl": "#1e88e5", "dreamgym": "#8e24aa",
@@ -159,6 +160,7 @@ def plot_results(
                     label=_LABELS[arm] if i == 0 else None,
                 )
     lines.set_xlabel("iteration")
+    lines.xaxis.set_major_locator(MaxNLocator(integer=True))
     lines.set_ylabel("training success (the env it trains in)")
     lines.set_ylim(0, 1)
     lines.set_title("Training")
