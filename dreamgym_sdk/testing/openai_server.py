@@ -315,7 +315,9 @@ async def serve_in_subprocess(*, latency: float = 0.0, content: str | None = Non
     The child answers every request with ``content`` (or the echo responder) after ``latency`` seconds
     and records nothing. It is stopped when the context exits.
     """
-    args = [sys.executable, "-m", "dreamgym_sdk.testing.openai_server", "--latency", str(latency)]
+    # -c, not -m: the package already imports this module, and runpy warns about running it again
+    entry = "import sys; from dreamgym_sdk.testing.openai_server import main; main(sys.argv[1:])"
+    args = [sys.executable, "-c", entry, "--latency", str(latency)]
     if content is not None:
         args += ["--content", content]
     proc = await asyncio.create_subprocess_exec(
