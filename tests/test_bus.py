@@ -225,16 +225,21 @@ async def test_callback_needs_an_entered_bus() -> None:
 
 async def test_subscribing_from_a_started_task() -> None:
     # a consumer can subscribe inside a task and report readiness before the first publish
-    async def starter(bus: EventBus, *, task_status: TaskStatus[None]) -> None:
-        sub = bus.subscribe(TransitionRecorded, EpisodeCompleted)
-        task_status.started()
-        async for _ in sub:
-            pass
+    received: list[str] = []
 
-    async with anyio.create_task_group() as tg:
-        bus = EventBus()
-        await tg.start(starter, bus)
-        bus.close()
+    async def starter(bus: EventBus, *, task_status: TaskStatus[None]) -> None:
+        sub = bus.subscribe(EpisodeStarted, EpisodeCompleted)
+        task_status.started()
+        async for event in sub:
+            received.append(event.episode_id)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            bus = EventBus()
+            await tg.start(starter, bus)
+            await bus.publish(started(0))  # published right after start(): the subscription sees it
+            bus.close()
+    assert received == ["e0"]
 
 
 async def test_join_waits_until_callbacks_processed_everything() -> None:

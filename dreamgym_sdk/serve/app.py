@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import anyio
+
+from dreamgym_sdk._imports import require
+
+require("fastapi", extra="serve", feature="dreamgym serve")  # before the imports below need it
+
 from fastapi import Depends, FastAPI, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
