@@ -30,10 +30,15 @@ batches and their sizes.
 ``softmax(logits / temperature)`` (no top-k/top-p: the recorded log-probabilities are exactly those of the
 distribution a trainer computes at the same temperature). ``temperature=0`` is greedy. With
 ``constrain_to_admissible``, decoding is restricted to the token paths of the admissible actions (a prefix
-trie), so the reply is always one of them; the recorded log-probabilities are still those of the model's
-unconstrained distribution at the chosen tokens, which is what a trainer raises or lowers. Without it, the
-reply is parsed (first line, ``Action:`` prefixes dropped) and, with ``snap_to_admissible``, mapped to the
-closest admissible action; the transcript keeps what the model actually wrote.
+trie), so the reply is always one of them. Each token is then drawn from the model's distribution
+renormalised over the tokens the trie allows at that point, and that is the distribution recorded: the
+allowed token ids of every step (:attr:`SampledAction.allowed`) and the log-probability under the
+renormalised distribution (0 where the trie forces a token). Trainers score actions the same way, so they
+raise or lower the probability of the action among the admissible ones, which is what changes behaviour;
+the model's unconstrained log-probability would mostly move the mass outside the admissible set, which
+decoding never sees. Without the constraint, the reply is parsed (first line, ``Action:`` prefixes dropped)
+and, with ``snap_to_admissible``, mapped to the closest admissible action; the transcript keeps what the
+model actually wrote.
 
 **Training in place.** A trainer updates :attr:`HFPolicy.model` in place. Generation holds
 :attr:`HFPolicy.weights_lock` (a ``threading.Lock``) for each batch; trainers hold it while they write the
@@ -128,7 +133,8 @@ class SampledAction:
     completion_ids: tuple[int, ...]
     """The sampled tokens (ending with the end-of-turn token unless cut at ``max_new_tokens``)."""
     logprobs: tuple[float, ...]
-    """Log-probability of each completion token under ``softmax(logits / temperature)``."""
+    """Log-probability of each completion token under the distribution it was drawn from:
+    ``softmax(logits / temperature)``, renormalised over :attr:`allowed` where that is not empty."""
     text: str
     """The decoded completion."""
     action: str
@@ -138,6 +144,9 @@ class SampledAction:
     """:attr:`HFPolicy.version` when the action was sampled (how many weight writes preceded it)."""
     finished: bool
     """Whether the completion ended with an end-of-turn token."""
+    allowed: tuple[tuple[int, ...], ...] = ()
+    """Per completion token, the token ids decoding could choose from (the admissible actions' trie);
+    ``()`` for a token drawn from the whole vocabulary. Empty when decoding was unconstrained."""
 
 
 class SampleLedger:
@@ -186,6 +195,7 @@ class _Job:
     lead: bool = False
     completion: list[int] | None = None
     logprobs: list[float] | None = None
+    allowed: list[tuple[int, ...]] | None = None
     error: BaseException | None = None
 
 
@@ -410,6 +420,7 @@ class HFPolicy:
                 temperature=self.config.temperature,
                 version=self.version,
                 finished=finished,
+                allowed=tuple(job.allowed or ()),
             )
             self.samples.record(str(episode_id), len(history), sample)
         return action
@@ -510,12 +521,14 @@ class HFPolicy:
             cut = next((k for k, t in enumerate(new) if t in self.eos_ids), None)
             completion = new if cut is None else new[: cut + 1]
             job.logprobs = logprobs[i][: len(completion)]
+            job.allowed = sampler.allowed[i][: len(completion)] if job.candidates else None
             job.completion = completion
 
 
 class _Sampler:
-    """Logits processor that samples each row's token with the policy's generator, records its
-    log-probability, and (for constrained rows) only allows tokens on an admissible action's path.
+    """Logits processor that samples each row's token with the policy's generator and records its
+    log-probability; for constrained rows only tokens on an admissible action's path are allowed, the
+    distribution is renormalised over them, and the allowed ids are recorded.
 
     Returns scores that are 0 at the chosen token and -inf elsewhere, so greedy decoding keeps it.
     """
@@ -533,6 +546,8 @@ class _Sampler:
         self.generator = generator
         self.candidates = candidates
         self.prompt_width = prompt_width
+        self.allowed: list[list[tuple[int, ...]]] = [[] for _ in candidates]
+        """Per row, per generated token, the allowed token ids (constrained rows only)."""
         self._steps: list[Any] = []
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
@@ -546,20 +561,20 @@ class _Sampler:
                 continue
             constrained = True
             done = [int(t) for t in input_ids[row, self.prompt_width :].tolist()]
-            nxt = {c[len(done)] for c in cands if len(c) > len(done) and c[: len(done)] == done}
+            nxt = sorted({c[len(done)] for c in cands if len(c) > len(done) and c[: len(done)] == done})
             if not nxt:  # finished (or off every path): keep emitting the end token
-                nxt = {cands[0][-1]}
-            allowed[row, list(nxt)] = True
-        choose_from = logp
+                nxt = [cands[0][-1]]
+            allowed[row, nxt] = True
+            self.allowed[row].append(tuple(nxt))
         if constrained:
             free = torch.tensor([c is None for c in self.candidates], device=logp.device)
             allowed |= free[:, None]
-            choose_from = logp.masked_fill(~allowed, -torch.inf)
+            # the distribution decoding draws from: renormalised over the allowed tokens
+            logp = torch.log_softmax(logp.masked_fill(~allowed, -torch.inf), dim=-1)
         if self.temperature > 0:
-            probs = torch.softmax(choose_from, dim=-1)
-            choice = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+            choice = torch.multinomial(logp.exp(), 1, generator=self.generator).squeeze(1)
         else:
-            choice = choose_from.argmax(dim=-1)
+            choice = logp.argmax(dim=-1)
         self._steps.append(logp.gather(1, choice[:, None]).squeeze(1))
         out = torch.full_like(scores, -torch.inf)
         out.scatter_(1, choice[:, None], 0.0)

@@ -23,6 +23,10 @@ episodes that arrive while training continues. Consequences, documented rather t
   counted under ``skipped/not_one_sequence``.
 - A group must have exactly ``group_size`` episodes (TRL groups rows in fixed blocks): larger groups are
   split, smaller ones wait up to ``max_group_wait`` updates and are then dropped (``dropped_episodes``).
+- Tokens a policy drew under constrained decoding (:attr:`TokenSequence.allowed`) are scored under the
+  distribution renormalised over the tokens decoding allowed, as they were sampled: the trainer replaces
+  TRL's per-token scoring for those batches (its fused log-prob head knows no constraint) and computes
+  logits at the action positions only. The reference model's KL is scored the same way.
 - With ``num_iterations == 1`` TRL takes the old log-probs to be the current ones (ratio 1, TRL's
   standard on-policy shortcut); the recorded sampling log-probs feed its off-policy mask. ``policy_lag``
   reports how many weight writes happened between sampling and training.
@@ -45,6 +49,7 @@ from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.policies.hf import HFPolicy
 from dreamgym_sdk.training._backend import PolicyBackend, device_of, lora_config
+from dreamgym_sdk.training._scoring import score_tokens
 from dreamgym_sdk.training.config import GRPOBackendConfig
 from dreamgym_sdk.training.sequences import (
     NotOneSequenceError,
@@ -111,6 +116,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         """Episodes dropped with groups that stayed incomplete."""
         self._groups: dict[str, _PendingGroup] = {}
         self._rows: dict[str, _Rollout] = {}
+        self._allowed: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
         self._trainer: Any = None
         self._output_dir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -208,7 +214,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
                 trainer.state.global_step += 1
                 trainer.log({"loss": float(loss.detach()), "grad_norm": grad_norm})
                 logs.append(_numeric(trainer.state.log_history[-1]))
-        self._rows = {}
+        self._rows, self._allowed = {}, {}
         metrics["optimizer_steps"] = float(len(logs))
         keys = dict.fromkeys(key for log in logs for key in log)
         trl_metrics = {key: statistics.fmean(log[key] for log in logs if key in log) for key in keys}
@@ -221,11 +227,14 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
     def _rollout_func(self, prompts: Sequence[Any], trainer: Any) -> dict[str, list[Any]]:
         """TRL's rollout seam, replaying recorded episodes: each prompt is an episode id."""
         rollouts = [self._rows[str(p)] for p in prompts]
+        for r in rollouts:
+            if r.sequence.allowed is not None:
+                self._allowed[(*r.sequence.prompt_ids, *r.sequence.completion_ids)] = r.sequence.allowed
         return {
             "prompt_ids": [r.sequence.prompt_ids for r in rollouts],
             "completion_ids": [r.sequence.completion_ids for r in rollouts],
             "logprobs": [r.sequence.logprobs for r in rollouts],
-            "env_mask": [r.sequence.env_mask for r in rollouts],
+            "env_mask": [_decisions(r.sequence) for r in rollouts],
             "episode_reward": [r.reward for r in rollouts],
         }
 
@@ -278,7 +287,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
             args["per_device_train_batch_size"] = max(cfg.group_size, size - size % cfg.group_size)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*rollout_func.*experimental", category=UserWarning)
-            trainer = trl.GRPOTrainer(
+            trainer = _constrained_grpo_trainer(trl, self._allowed_rows)(
                 model=policy.model,
                 reward_funcs=[episode_reward],
                 args=trl.GRPOConfig(**args),
@@ -295,6 +304,23 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         self._trainer = trainer
         self._optimizer = trainer.optimizer
         self._load_pending_optimizer_state()
+
+    def _allowed_rows(
+        self, input_ids: Any, attention_mask: Any, width: int
+    ) -> list[list[tuple[int, ...]]] | None:
+        """Per row of a TRL batch, the allowed token ids of its ``width`` completion positions; ``None``
+        when no row was decoded under a constraint. Rows are recognised by their tokens (TRL pads and
+        shuffles them)."""
+        if not self._allowed:
+            return None
+        rows: list[list[tuple[int, ...]]] = []
+        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
+            tokens = tuple(t for t, m in zip(ids, mask, strict=True) if m)
+            allowed = self._allowed.get(tokens)
+            if allowed is None:
+                raise RuntimeError("GRPOBackend: TRL scored a sequence that no replayed episode produced")
+            rows.append([*allowed, *([()] * (width - len(allowed)))][:width])
+        return rows
 
     def _trained_module(self) -> Any:
         return self._trainer.model if self._trainer is not None else self.policy.model
@@ -315,6 +341,72 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         if self._output_dir is not None:
             self._output_dir.cleanup()
             self._output_dir = None
+
+
+def _constrained_grpo_trainer(trl: Any, allowed_rows: Callable[[Any, Any, int], Any]) -> type:
+    """``trl.GRPOTrainer`` scoring constrained tokens under the distribution they were sampled from."""
+    torch = require("torch", extra="train", feature="GRPOBackend")
+
+    class ConstrainedGRPOTrainer(trl.GRPOTrainer):
+        def _get_per_token_logps_and_entropies(
+            self,
+            model: Any,
+            input_ids: Any,
+            attention_mask: Any,
+            logits_to_keep: int,
+            batch_size: int | None = None,
+            compute_entropy: bool = False,
+            compute_aux_loss: bool = False,
+            **multimodal: Any,
+        ) -> tuple[Any, Any, Any]:
+            rows = allowed_rows(input_ids, attention_mask, logits_to_keep)
+            if rows is None or compute_aux_loss or any(v is not None for v in multimodal.values()):
+                return super()._get_per_token_logps_and_entropies(  # pyright: ignore[reportUnknownMemberType]
+                    model,
+                    input_ids,
+                    attention_mask,
+                    logits_to_keep,
+                    batch_size,
+                    compute_entropy,
+                    compute_aux_loss,
+                    **multimodal,
+                )
+            size = batch_size or input_ids.size(0)
+            logps = torch.zeros(input_ids.size(0), logits_to_keep, device=input_ids.device)
+            entropies = torch.zeros_like(logps) if compute_entropy else None
+            start_col = input_ids.size(1) - logits_to_keep
+            for start in range(0, input_ids.size(0), size):
+                ids, mask = input_ids[start : start + size], attention_mask[start : start + size]
+                chunk = rows[start : start + size]
+                cols = list(range(int(mask[:, start_col:].sum(1).max())))  # completion columns, no padding
+                positions = torch.tensor([start_col + k - 1 for k in cols], device=ids.device)
+                with self.accelerator.autocast():  # pyright: ignore[reportUnknownMemberType]
+                    out = model(input_ids=ids, attention_mask=mask, logits_to_keep=positions, use_cache=False)
+                logits = out.logits.float() / self.temperature  # pyright: ignore[reportUnknownMemberType]
+                targets = ids[:, start_col + torch.tensor(cols, device=ids.device)]
+                allowed = [chunk[r][k] for r in range(len(chunk)) for k in cols]
+                scores, entropy = score_tokens(
+                    torch,
+                    logits.reshape(-1, logits.size(-1)),
+                    targets.reshape(-1),
+                    allowed,
+                    with_entropy=compute_entropy,
+                )
+                index = torch.tensor(cols, device=ids.device)
+                logps[start : start + size, index] = scores.view(len(chunk), len(cols))
+                if entropies is not None:
+                    entropies[start : start + size, index] = entropy.view(len(chunk), len(cols)).detach()
+            return logps, entropies, None
+
+    return ConstrainedGRPOTrainer
+
+
+def _decisions(sequence: TokenSequence) -> list[int]:
+    """The loss mask: the policy's tokens, less those constrained decoding forced (probability 1 under the
+    sampling distribution, so they carry no gradient and would only dilute the token-mean loss)."""
+    if sequence.allowed is None:
+        return sequence.env_mask
+    return [int(m and len(a) != 1) for m, a in zip(sequence.env_mask, sequence.allowed, strict=True)]
 
 
 def episode_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:

@@ -30,6 +30,7 @@ from dreamgym_sdk._imports import require
 from dreamgym_sdk.policies.hf import HFPolicy, SampledAction
 from dreamgym_sdk.training import _checkpoint as ckpt
 from dreamgym_sdk.training._backend import PolicyBackend, device_of, lora_config
+from dreamgym_sdk.training._scoring import score_tokens
 from dreamgym_sdk.training.config import PPOBackendConfig
 from dreamgym_sdk.training.sequences import gae
 from dreamgym_sdk.types import Episode
@@ -224,13 +225,24 @@ class PPOBackend(PolicyBackend[PPOBackendConfig, list[_Observed]]):
         attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device)
         out = module(input_ids=input_ids, attention_mask=attention, output_hidden_states=with_values)
         logits = out.logits[:, :-1].float() / self.policy.config.temperature
-        logp = torch.log_softmax(logits, dim=-1)
-        token_logprobs = logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
         # position j of the shifted tensors predicts token j + 1: completions start at prompt length - 1
-        mask = torch.zeros_like(token_logprobs)
+        allowed: list[tuple[int, ...]] = []
+        mask = torch.zeros(logits.shape[:2], device=device)
         for i, s in enumerate(samples):
-            mask[i, len(s.prompt_ids) - 1 : len(s.prompt_ids) - 1 + len(s.completion_ids)] = 1.0
-        entropy = -(logp.exp() * logp).sum(-1) if with_entropy else None
+            start = len(s.prompt_ids) - 1
+            mask[i, start : start + len(s.completion_ids)] = 1.0
+            row: list[tuple[int, ...]] = [()] * logits.size(1)
+            row[start : start + len(s.allowed)] = s.allowed
+            allowed += row
+        token_logprobs, entropy = score_tokens(
+            torch,
+            logits.reshape(-1, logits.size(-1)),
+            input_ids[:, 1:].reshape(-1),
+            allowed,
+            with_entropy=with_entropy,
+        )
+        token_logprobs = token_logprobs.view(mask.shape)
+        entropy = entropy.view(mask.shape) if entropy is not None else None
         values = None
         if with_values:
             hidden = out.hidden_states[-1]

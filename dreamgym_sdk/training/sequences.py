@@ -49,6 +49,11 @@ class TokenSequence:
     """1 at tokens the policy sampled (trained on), 0 at tokens the environment or template inserted."""
     steps: int
     """Actions in the sequence."""
+    allowed: list[tuple[int, ...]] | None = None
+    """Per completion token, the token ids constrained decoding could choose from (``()`` where it was
+    free, and at environment tokens); ``None`` when no token was constrained. A trainer scores a
+    constrained token under the distribution renormalised over these ids, as it was sampled (see
+    :class:`~dreamgym_sdk.policies.HFPolicy`)."""
 
     @property
     def policy_tokens(self) -> int:
@@ -75,6 +80,7 @@ def build_episode_sequence(samples: Sequence[SampledAction]) -> TokenSequence:
     completion = list(first.completion_ids)
     logprobs = list(first.logprobs)
     mask = [1] * len(first.completion_ids)
+    allowed = _allowed_of(first)
     context = len(prompt) + len(completion)
     for step, sample in enumerate(samples[1:], start=1):
         ids = sample.prompt_ids
@@ -92,8 +98,18 @@ def build_episode_sequence(samples: Sequence[SampledAction]) -> TokenSequence:
         completion += [*inserted, *sample.completion_ids]
         logprobs += [0.0] * len(inserted) + list(sample.logprobs)
         mask += [0] * len(inserted) + [1] * len(sample.completion_ids)
+        allowed += [()] * len(inserted) + _allowed_of(sample)
         context = len(prompt) + len(completion)
-    return TokenSequence(prompt, completion, logprobs, mask, len(samples))
+    constrained = any(allowed)
+    return TokenSequence(prompt, completion, logprobs, mask, len(samples), allowed if constrained else None)
+
+
+def _allowed_of(sample: SampledAction) -> list[tuple[int, ...]]:
+    if not sample.allowed:
+        return [()] * len(sample.completion_ids)
+    if len(sample.allowed) != len(sample.completion_ids):
+        raise ValueError("a sample's allowed token ids must have one entry per completion token")
+    return list(sample.allowed)
 
 
 def group_advantages(rewards: Sequence[float], *, scale: bool = True, eps: float = 1e-4) -> list[float]:
