@@ -19,7 +19,6 @@ from dreamgym_sdk import (
     Source,
     SubscriberOverflowError,
     Task,
-    TransitionRecorded,
 )
 
 TASK = Task(id="t", instruction="do it")

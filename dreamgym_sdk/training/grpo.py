@@ -116,7 +116,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         """Episodes dropped with groups that stayed incomplete."""
         self._groups: dict[str, _PendingGroup] = {}
         self._rows: dict[str, _Rollout] = {}
-        self._allowed: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        self._allowed: dict[tuple[int, ...], TokenSequence] = {}
         self._trainer: Any = None
         self._output_dir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -229,7 +229,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         rollouts = [self._rows[str(p)] for p in prompts]
         for r in rollouts:
             if r.sequence.allowed is not None:
-                self._allowed[(*r.sequence.prompt_ids, *r.sequence.completion_ids)] = r.sequence.allowed
+                self._allowed[(*r.sequence.prompt_ids, *r.sequence.completion_ids)] = r.sequence
         return {
             "prompt_ids": [r.sequence.prompt_ids for r in rollouts],
             "completion_ids": [r.sequence.completion_ids for r in rollouts],
@@ -287,7 +287,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
             args["per_device_train_batch_size"] = max(cfg.group_size, size - size % cfg.group_size)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*rollout_func.*experimental", category=UserWarning)
-            trainer = _constrained_grpo_trainer(trl, self._allowed_rows)(
+            trainer = _constrained_grpo_trainer(trl, self._scored_positions)(
                 model=policy.model,
                 reward_funcs=[episode_reward],
                 args=trl.GRPOConfig(**args),
@@ -305,21 +305,21 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         self._optimizer = trainer.optimizer
         self._load_pending_optimizer_state()
 
-    def _allowed_rows(
-        self, input_ids: Any, attention_mask: Any, width: int
-    ) -> list[list[tuple[int, ...]]] | None:
-        """Per row of a TRL batch, the allowed token ids of its ``width`` completion positions; ``None``
-        when no row was decoded under a constraint. Rows are recognised by their tokens (TRL pads and
+    def _scored_positions(self, input_ids: Any, attention_mask: Any, width: int) -> list[_Scored] | None:
+        """Per row of a TRL batch, what the loss uses of its ``width`` completion positions; ``None`` when
+        no row was decoded under a constraint. Rows are recognised by their tokens (TRL pads and
         shuffles them)."""
         if not self._allowed:
             return None
-        rows: list[list[tuple[int, ...]]] = []
+        rows: list[_Scored] = []
         for ids, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
             tokens = tuple(t for t, m in zip(ids, mask, strict=True) if m)
-            allowed = self._allowed.get(tokens)
-            if allowed is None:
+            sequence = self._allowed.get(tokens)
+            if sequence is None:
                 raise RuntimeError("GRPOBackend: TRL scored a sequence that no replayed episode produced")
-            rows.append([*allowed, *([()] * (width - len(allowed)))][:width])
+            allowed = sequence.allowed or [()] * len(sequence.completion_ids)
+            decisions = zip(allowed, _decisions(sequence), strict=True)
+            rows.append([(k, a) for k, (a, m) in enumerate(decisions) if m])
         return rows
 
     def _trained_module(self) -> Any:
@@ -343,8 +343,16 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
             self._output_dir = None
 
 
-def _constrained_grpo_trainer(trl: Any, allowed_rows: Callable[[Any, Any, int], Any]) -> type:
-    """``trl.GRPOTrainer`` scoring constrained tokens under the distribution they were sampled from."""
+_Scored = list[tuple[int, tuple[int, ...]]]
+"""The completion positions a row's loss uses, each with the token ids decoding allowed there."""
+
+
+def _constrained_grpo_trainer(trl: Any, scored_positions: Callable[[Any, Any, int], Any]) -> type:
+    """``trl.GRPOTrainer`` scoring constrained tokens under the distribution they were sampled from.
+
+    Only the positions the loss uses are projected through the LM head (as TRL's fused head avoids
+    materialising every position's logits); the others score 0 and are masked out of the loss.
+    """
     torch = require("torch", extra="train", feature="GRPOBackend")
 
     class ConstrainedGRPOTrainer(trl.GRPOTrainer):
@@ -359,7 +367,7 @@ def _constrained_grpo_trainer(trl: Any, allowed_rows: Callable[[Any, Any, int], 
             compute_aux_loss: bool = False,
             **multimodal: Any,
         ) -> tuple[Any, Any, Any]:
-            rows = allowed_rows(input_ids, attention_mask, logits_to_keep)
+            rows = scored_positions(input_ids, attention_mask, logits_to_keep)
             if rows is None or compute_aux_loss or any(v is not None for v in multimodal.values()):
                 return super()._get_per_token_logps_and_entropies(  # pyright: ignore[reportUnknownMemberType]
                     model,
@@ -374,31 +382,44 @@ def _constrained_grpo_trainer(trl: Any, allowed_rows: Callable[[Any, Any, int], 
             size = batch_size or input_ids.size(0)
             logps = torch.zeros(input_ids.size(0), logits_to_keep, device=input_ids.device)
             entropies = torch.zeros_like(logps) if compute_entropy else None
-            start_col = input_ids.size(1) - logits_to_keep
+            first = input_ids.size(1) - logits_to_keep  # column of the first completion token
             for start in range(0, input_ids.size(0), size):
-                ids, mask = input_ids[start : start + size], attention_mask[start : start + size]
-                chunk = rows[start : start + size]
-                cols = list(range(int(mask[:, start_col:].sum(1).max())))  # completion columns, no padding
-                positions = torch.tensor([start_col + k - 1 for k in cols], device=ids.device)
+                ids = input_ids[start : start + size]
+                picks = [(r, k, a) for r, row in enumerate(rows[start : start + size]) for k, a in row]
+                if not picks:
+                    continue
+                r_idx = torch.tensor([r for r, _, _ in picks], device=ids.device)
+                k_idx = torch.tensor([k for _, k, _ in picks], device=ids.device)
                 with self.accelerator.autocast():  # pyright: ignore[reportUnknownMemberType]
-                    out = model(input_ids=ids, attention_mask=mask, logits_to_keep=positions, use_cache=False)
-                logits = out.logits.float() / self.temperature  # pyright: ignore[reportUnknownMemberType]
-                targets = ids[:, start_col + torch.tensor(cols, device=ids.device)]
-                allowed = [chunk[r][k] for r in range(len(chunk)) for k in cols]
+                    hidden = model.get_decoder()(
+                        input_ids=ids, attention_mask=attention_mask[start : start + size], use_cache=False
+                    ).last_hidden_state
+                    logits = model.get_output_embeddings()(hidden[r_idx, first + k_idx - 1])
                 scores, entropy = score_tokens(
                     torch,
-                    logits.reshape(-1, logits.size(-1)),
-                    targets.reshape(-1),
-                    allowed,
+                    _final_logits(model, logits.float()) / self.temperature,  # pyright: ignore[reportUnknownMemberType]
+                    ids[r_idx, first + k_idx],
+                    [a for _, _, a in picks],
                     with_entropy=compute_entropy,
                 )
-                index = torch.tensor(cols, device=ids.device)
-                logps[start : start + size, index] = scores.view(len(chunk), len(cols))
+                logps[start + r_idx, k_idx] = scores
                 if entropies is not None:
-                    entropies[start : start + size, index] = entropy.view(len(chunk), len(cols)).detach()
+                    entropies[start + r_idx, k_idx] = entropy.detach()
             return logps, entropies, None
 
     return ConstrainedGRPOTrainer
+
+
+def _final_logits(model: Any, logits: Any) -> Any:
+    """What a causal LM does to its LM head's output before the softmax (logit scaling, soft-capping)."""
+    config = model.config.get_text_config()
+    scale = getattr(config, "logit_scale", None)
+    if scale is not None:
+        logits = logits * scale
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = (logits / cap).tanh() * cap
+    return logits
 
 
 def _decisions(sequence: TokenSequence) -> list[int]:

@@ -46,6 +46,7 @@ async def test_trl_grpo_update_changes_weights_and_records_metrics(
     episodes = await rollout(policy, make_tasks(2), 4)
     sampled = [policy.samples.get(e.id, t.step) for e in episodes for t in e.transitions]
     policy_tokens = sum(len(s.completion_ids) for s in sampled if s is not None)
+    decisions = sum(len(a) > 1 for s in sampled if s is not None for a in s.allowed)
     for episode in episodes:
         await backend.observe(episode)
     before = snapshot(policy.model)
@@ -65,9 +66,10 @@ async def test_trl_grpo_update_changes_weights_and_records_metrics(
         assert key in metrics
     assert metrics["trl/reward"] == 0.5  # TRL saw the rewards we handed it
     assert metrics["trl/frac_reward_zero_std"] == 0.0
-    # TRL counted only the tokens the policy sampled: the env tokens were masked out via env_mask
+    # TRL's loss saw only the policy's decisions: env tokens and the tokens the trie forced are masked out
     assert metrics["policy_tokens"] == policy_tokens
-    assert metrics["trl/completions/mean_length"] == pytest.approx(policy_tokens / 8)
+    assert 0 < decisions < policy_tokens
+    assert metrics["trl/completions/mean_length"] == pytest.approx(decisions / 8)
     assert (metrics["env_tokens"] > 0) == any(len(e) > 1 for e in episodes)
     assert backend.history == [metrics]
     assert backend.trainer.state.log_history[-1]["loss"] == pytest.approx(metrics["loss"])

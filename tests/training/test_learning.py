@@ -1,0 +1,193 @@
+"""The RL backends learn, and they score actions as they were sampled.
+
+A tiny world where one order of two actions wins (chance 1/16 for a uniform policy over four actions):
+GRPO and PPO through their backends, from an untrained tiny model, must raise the policy's success clearly
+within a few updates with fixed seeds. And the log-probabilities a backend trains on must be those of
+the distribution decoding drew from: under ``constrain_to_admissible`` that is the model's distribution
+renormalised over the tokens the admissible actions allow (the demo's RL made its agent worse while the
+backends scored the unconstrained distribution; see docs/results-demo.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch", reason="the RL backends need the train extra (torch)")
+pytest.importorskip("trl", reason="GRPOBackend needs the train extra (trl)")
+
+import torch
+
+from dreamgym_sdk import DreamEnv, Episode, Task
+from dreamgym_sdk.experience.base import ExperienceRequest
+from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
+from dreamgym_sdk.rollout import RolloutRunner
+from dreamgym_sdk.testing import FunctionExperienceModel
+from dreamgym_sdk.training.config import GRPOBackendConfig, PPOBackendConfig
+from dreamgym_sdk.training.grpo import GRPOBackend
+from dreamgym_sdk.training.ppo import PPOBackend
+from dreamgym_sdk.training.sequences import build_episode_sequence
+
+# multi-token actions sharing first tokens, so decoding has forced tokens and real choices
+ACTIONS = ("take the key", "take the apple", "open the door", "open the window")
+PLAN = ("take the key", "open the door")
+
+
+def two_steps(request: ExperienceRequest) -> dict[str, object]:
+    """Success only for PLAN in this order; every episode lasts two steps."""
+    history = [t.action for t in request.history]
+    won = [*history, request.action] == list(PLAN)
+    return {
+        "reasoning": "the key opens the door" if won else "nothing happens",
+        "next_state": f"you did: {request.action}",
+        "reward": float(won),
+        "done": request.step >= 1,
+        "success": won,
+    }
+
+
+WORLD = FunctionExperienceModel(two_steps, initial_state="a locked room with a key and an apple")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dreamgym_sdk.testing.tiny_models import build_tiny_model
+
+    corpus = [*ACTIONS, "a locked room with a key and an apple", *(f"you did: {a}" for a in ACTIONS)]
+    return build_tiny_model(
+        tmp_path_factory.mktemp("learning") / "tiny", corpus * 5, hidden=32, layers=1, heads=2
+    )
+
+
+def make_policy(model_dir: Path, seed: int = 0) -> HFPolicy:
+    torch.manual_seed(seed)
+    config = HFPolicyConfig(
+        temperature=1.0, max_new_tokens=8, constrain_to_admissible=True, actions=ACTIONS, seed=seed
+    )
+    return HFPolicy.from_pretrained(model_dir, config)
+
+
+async def play(policy: HFPolicy, episodes: int, *, group_size: int = 8, seed: int = 0) -> list[Episode]:
+    tasks = [Task(instruction="get out", id=f"task-{i}") for i in range(episodes // group_size)]
+    runner = RolloutRunner(lambda group: DreamEnv(WORLD, max_steps=2), policy)
+    return await runner.run(tasks, group_size=group_size, seed=seed)
+
+
+def success(episodes: list[Episode]) -> float:
+    return sum(e.success for e in episodes) / len(episodes)
+
+
+async def train(
+    policy: HFPolicy, backend: Any, updates: int, *, observe: Callable[[Episode], Any]
+) -> list[float]:
+    curve: list[float] = []
+    for update in range(updates):
+        episodes = await play(policy, 32, seed=1000 + update)
+        curve.append(success(episodes))
+        for episode in episodes:
+            await observe(episode)
+        await backend.update()
+    return curve
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+async def test_grpo_learns_the_winning_order(model_dir: Path, seed: int) -> None:
+    policy = make_policy(model_dir, seed)
+    before = success(await play(policy, 64, seed=seed))
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=8, learning_rate=1e-2, beta=0.0, seed=seed))
+    curve = await train(policy, backend, 12, observe=backend.observe)
+    after = success(await play(policy, 64, seed=seed))
+    assert before < 0.25, "the start is not weak"
+    assert after >= 0.6 and after - before >= 0.4, f"GRPO did not learn: {before:.2f} -> {after:.2f}, {curve}"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+async def test_ppo_learns_the_winning_order(model_dir: Path, seed: int) -> None:
+    policy = make_policy(model_dir, seed)
+    before = success(await play(policy, 64, seed=seed))
+    backend = PPOBackend(policy, PPOBackendConfig(learning_rate=1e-2, epochs=2, seed=seed))
+    curve = await train(policy, backend, 12, observe=backend.observe)
+    after = success(await play(policy, 64, seed=seed))
+    assert before < 0.25, "the start is not weak"
+    assert after >= 0.6 and after - before >= 0.4, f"PPO did not learn: {before:.2f} -> {after:.2f}, {curve}"
+
+
+async def test_constrained_samples_record_the_distribution_they_were_drawn_from(model_dir: Path) -> None:
+    policy = make_policy(model_dir)
+    episodes = await play(policy, 16)
+    samples = [policy.samples.get(e.id, t.step) for e in episodes for t in e.transitions]
+    forced = chosen = 0
+    for sample in samples:
+        assert sample is not None and len(sample.allowed) == len(sample.completion_ids)
+        for token, allowed, logprob in zip(
+            sample.completion_ids, sample.allowed, sample.logprobs, strict=True
+        ):
+            assert token in allowed
+            if len(allowed) == 1:  # the trie forces this token: probability 1
+                assert logprob == pytest.approx(0.0, abs=1e-6)
+                forced += 1
+            else:
+                assert logprob < 0.0
+                chosen += 1
+    assert forced and chosen
+
+
+def padded(sequences: list[Any], pad: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A TRL-style batch: prompts left-padded, completions right-padded."""
+    width_p = max(len(s.prompt_ids) for s in sequences)
+    width_c = max(len(s.completion_ids) for s in sequences)
+    ids, mask = [], []
+    for s in sequences:
+        lp, lc = width_p - len(s.prompt_ids), width_c - len(s.completion_ids)
+        ids.append([pad] * lp + s.prompt_ids + s.completion_ids + [pad] * lc)
+        mask.append([0] * lp + [1] * (len(s.prompt_ids) + len(s.completion_ids)) + [0] * lc)
+    return torch.tensor(ids), torch.tensor(mask), width_c
+
+
+async def test_grpo_scores_actions_under_the_sampling_distribution(model_dir: Path) -> None:
+    policy = make_policy(model_dir)
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=8, beta=0.0))
+    episodes = await play(policy, 8)
+    for episode in episodes:
+        await backend.observe(episode)
+    backend._build()  # pyright: ignore[reportPrivateUsage]
+    rollouts = [r for g in backend._take_batch() or [] for r in g]  # pyright: ignore[reportPrivateUsage]
+    backend._rows = {r.episode_id: r for r in rollouts}  # pyright: ignore[reportPrivateUsage]
+    backend._rollout_func([r.episode_id for r in rollouts], backend.trainer)  # pyright: ignore[reportPrivateUsage]
+    sequences = [r.sequence for r in rollouts]
+    ids, mask, width = padded(sequences, int(policy.tokenizer.pad_token_id))
+    with torch.no_grad():
+        logps, _, _ = backend.trainer._get_per_token_logps_and_entropies(policy.model, ids, mask, width)
+    for row, s in zip(logps, sequences, strict=True):
+        trained = [float(x) for x, m in zip(row[: len(s.env_mask)], s.env_mask, strict=True) if m]
+        recorded = [x for x, m in zip(s.logprobs, s.env_mask, strict=True) if m]
+        assert trained == pytest.approx(recorded, abs=1e-4)
+
+
+async def test_ppo_scores_actions_under_the_sampling_distribution(model_dir: Path) -> None:
+    policy = make_policy(model_dir)
+    backend = PPOBackend(policy, PPOBackendConfig())
+    episodes = await play(policy, 8)
+    samples = [s for e in episodes for s in policy.samples.pop_episode(e.id).values()]
+    with torch.no_grad():
+        scored = backend._score(policy.model, samples, with_values=False)  # pyright: ignore[reportPrivateUsage]
+    for row, sample in zip(scored.logprobs, samples, strict=True):
+        assert [float(x) for x in row] == pytest.approx(list(sample.logprobs), abs=1e-4)
+
+
+def test_a_sequence_carries_what_decoding_allowed(model_dir: Path) -> None:
+    async def main() -> None:
+        policy = make_policy(model_dir)
+        (episode, *_) = await play(policy, 8)
+        samples = policy.samples.pop_episode(episode.id)
+        sequence = build_episode_sequence([samples[t.step] for t in episode.transitions])
+        assert sequence.allowed is not None and len(sequence.allowed) == len(sequence.completion_ids)
+        for allowed, m in zip(sequence.allowed, sequence.env_mask, strict=True):
+            assert bool(allowed) == bool(m)  # every action token was constrained, no inserted token was
+
+    import anyio
+
+    anyio.run(main)
