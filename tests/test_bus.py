@@ -10,7 +10,6 @@ from anyio.lowlevel import checkpoint
 
 from dreamgym_sdk import (
     BusClosedError,
-    EpisodeCompleted,
     EpisodeStarted,
     Event,
     EventBus,
@@ -227,9 +226,10 @@ async def test_subscribing_from_a_started_task() -> None:
     received: list[str] = []
 
     async def starter(bus: EventBus, *, task_status: TaskStatus[None]) -> None:
-        sub = bus.subscribe(EpisodeStarted, EpisodeCompleted)
+        sub = bus.subscribe(EpisodeStarted)
         task_status.started()
         async for event in sub:
+            assert isinstance(event, EpisodeStarted)
             received.append(event.episode_id)
 
     with anyio.fail_after(5):

@@ -34,11 +34,12 @@ def score_tokens(
     Raises:
         ValueError: a target token lies outside its allowed ids.
     """
-    constrained = [i for i, ids in enumerate(allowed or ()) if ids]
+    sets: Sequence[tuple[int, ...]] = allowed or ()
+    constrained = [i for i, ids in enumerate(sets) if ids]
     if constrained:
         keep = torch.zeros_like(logits, dtype=torch.bool)
-        rows = [i for i in constrained for _ in allowed[i]]  # pyright: ignore[reportOptionalSubscript]
-        cols = [t for i in constrained for t in allowed[i]]  # pyright: ignore[reportOptionalSubscript]
+        rows = [i for i in constrained for _ in sets[i]]
+        cols = [t for i in constrained for t in sets[i]]
         keep[torch.tensor(rows, device=logits.device), torch.tensor(cols, device=logits.device)] = True
         free = torch.ones(logits.shape[0], dtype=torch.bool, device=logits.device)
         free[torch.tensor(constrained, device=logits.device)] = False

@@ -369,7 +369,7 @@ def _constrained_grpo_trainer(trl: Any, scored_positions: Callable[[Any, Any, in
         ) -> tuple[Any, Any, Any]:
             rows = scored_positions(input_ids, attention_mask, logits_to_keep)
             if rows is None or compute_aux_loss or any(v is not None for v in multimodal.values()):
-                return super()._get_per_token_logps_and_entropies(  # pyright: ignore[reportUnknownMemberType]
+                return super()._get_per_token_logps_and_entropies(  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
                     model,
                     input_ids,
                     attention_mask,
