@@ -22,8 +22,9 @@ adapter that calls the library, and keep the original as ``__cause__``::
     │   ├── RateLimitError             HTTP 429 after retries
     │   ├── ProviderConnectionError    the server could not be reached
     │   └── ProviderStatusError        any other non-success HTTP status after retries
-    └── ReplayBufferError              replay buffer faults
-        └── RecordValidationError      a record failed validation (names the record and field)
+    ├── ReplayBufferError              replay buffer faults
+    │   └── RecordValidationError      a record failed validation (names the record and field)
+    └── NothingToTrainError            a training iteration played no usable episode
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "ExperienceModelError",
     "MissingExtraError",
     "ModelOutputError",
+    "NothingToTrainError",
     "ProviderConnectionError",
     "ProviderError",
     "ProviderStatusError",
@@ -102,6 +104,11 @@ class BusClosedError(BusError):
 
 class SubscriberOverflowError(BusError):
     """Raised to a subscriber whose overflow policy is ``error`` once its buffer overflowed."""
+
+
+class NothingToTrainError(DreamGymError):
+    """Raised when a training iteration played no usable episode, so no update could happen (e.g. every
+    experience-model answer was unusable); ``LoopConfig(allow_idle_iterations=True)`` makes it a warning."""
 
 
 class ExperienceModelError(DreamGymError):

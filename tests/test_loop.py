@@ -16,7 +16,7 @@ import pytest
 
 from dreamgym_sdk import DreamEnv, EventBus, ExperienceRequest, PolicyUpdated, Task, TaskAccepted
 from dreamgym_sdk.curriculum import Curriculum, CurriculumConfig, TaskPool
-from dreamgym_sdk.errors import ModelOutputError
+from dreamgym_sdk.errors import ModelOutputError, NothingToTrainError
 from dreamgym_sdk.experience.tasks import TaskVariationGenerator
 from dreamgym_sdk.testing import FunctionExperienceModel, FunctionPolicy, FunctionProvider, RecordingTrainer
 from dreamgym_sdk.training.evaluate import EvalReport, evaluate, wilson_interval
@@ -223,3 +223,59 @@ async def test_an_unusable_model_answer_drops_its_episode_not_the_iteration(tmp_
     with pytest.raises(ExceptionGroup) as raised:
         await trainer("strict", config.model_copy(update={"skip_failed_episodes": False})).run()
     assert raised.group_contains(ModelOutputError)
+
+
+async def test_an_iteration_with_nothing_to_train_on_is_an_error_unless_allowed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_world(req: ExperienceRequest) -> dict[str, Any]:
+        raise ModelOutputError("no JSON object", raw_text="the fridge", attempts=3)
+
+    model = FunctionExperienceModel(broken_world, initial_state="start")
+
+    def trainer(run: str, config: LoopConfig) -> DreamGymTrainer:
+        return DreamGymTrainer(
+            env_factory=lambda g: DreamEnv(model, group=g),
+            policy=random_policy(0),
+            backend=RecordingTrainer(),
+            curriculum=TaskPool([Task(id="t0", instruction="task 0")]),
+            run_dir=tmp_path / run,
+            config=config,
+        )
+
+    config = LoopConfig(tasks_per_iteration=1, group_size=2, budget=Budget(iterations=2), progress=False)
+    with pytest.raises(ExceptionGroup) as raised:
+        await trainer("strict", config).run()
+    assert raised.group_contains(NothingToTrainError, match="iteration 1 played no usable episode")
+    allowed = config.model_copy(update={"allow_idle_iterations": True})
+    with caplog.at_level("WARNING", logger="dreamgym_sdk"):
+        history = await trainer("lenient", allowed).run()
+    assert [m["episodes"] for m in history] == [0.0, 0.0]
+    assert history[-1]["total/idle_iterations"] == 2.0
+    assert "played no usable episode" in caplog.text
+
+
+class IdleTrainer(RecordingTrainer):
+    """A backend whose updates find nothing to learn from (every group had equal rewards)."""
+
+    async def update(self) -> dict[str, float] | None:
+        await super().update()
+        return {"optimizer_steps": 0.0, "groups_zero_std": 1.0}
+
+
+async def test_an_update_without_an_optimizer_step_is_counted_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = FunctionExperienceModel(coin_world, initial_state="start")
+    run = DreamGymTrainer(
+        env_factory=lambda g: DreamEnv(model, group=g),
+        policy=random_policy(0),
+        backend=IdleTrainer(),
+        curriculum=TaskPool([Task(id="t0", instruction="task 0")]),
+        run_dir=tmp_path,
+        config=LoopConfig(tasks_per_iteration=1, group_size=2, budget=Budget(iterations=1), progress=False),
+    )
+    with caplog.at_level("WARNING", logger="dreamgym_sdk"):
+        [metrics] = await run.run()
+    assert metrics["total/idle_updates"] == 1.0
+    assert "update took no optimizer step" in caplog.text

@@ -72,12 +72,13 @@ def _make_policy(spec: str, seed: int) -> Policy:
 
         return RandomPolicy(seed=seed)
     if spec.startswith("hf:"):
-        from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
+        from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig, saved_policy_config
 
-        config = HFPolicyConfig(
-            temperature=0.0, constrain_to_admissible=True, record_samples=False, seed=seed
-        )
-        return HFPolicy.from_pretrained(spec.removeprefix("hf:"), config)
+        path = spec.removeprefix("hf:")
+        # a saved policy acts as it was trained to (prompt style, admissible constraint); evaluated greedy
+        acting = saved_policy_config(path) or HFPolicyConfig(constrain_to_admissible=True)
+        config = acting.model_copy(update={"temperature": 0.0, "record_samples": False, "seed": seed})
+        return HFPolicy.from_pretrained(path, config)
     from dreamgym_sdk.policies.llm import LLMPolicy
     from dreamgym_sdk.providers.registry import get_provider
 

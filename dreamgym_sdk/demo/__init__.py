@@ -77,7 +77,29 @@ class DemoResult(BaseModel):
     """Per seed and arm: the evaluation report, the RL metrics per iteration and the real transitions."""
     checks: dict[str, bool]
     """The comparisons the demo is about (see ``docs/results-demo.md``)."""
+    warnings: list[str] = []
+    """RL arms that trained on nothing: no usable episode, or no optimizer step, in the whole stage."""
     timings_s: dict[str, float]
+    versions: dict[str, str]
+    """Python and the packages the run depended on (results move with them; see ``make lock``)."""
+
+
+VERSIONED = ("dreamgym-sdk", "torch", "transformers", "trl", "textworld", "lancedb", "tokenizers")
+"""The packages whose versions every results file records."""
+
+
+def package_versions() -> dict[str, str]:
+    """Python's version and those of :data:`VERSIONED` (``"not installed"`` for a missing one)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 async def run_demo(config: DemoConfig, out: str | Path, *, console: Console | None = None) -> DemoResult:
@@ -248,6 +270,12 @@ class _Demo:
             rate = {row.arm: row.success_rate for row in rows[mode]}
             checks[f"dreamgym_beats_sft ({mode})"] = rate["dreamgym"] > rate["sft"]
             checks[f"s2r_matches_or_beats_real_rl ({mode})"] = rate["dreamgym-s2r"] >= rate["real-rl"]
+        idle = [
+            f"seed {seed}: {arm} {problem}"
+            for seed, run in seeds.items()
+            for arm, arm_run in run.rl.items()
+            for problem in _idle(arm_run.metrics)
+        ]
         result = DemoResult(
             config=config,
             offline_transitions=len(self.transitions),
@@ -266,7 +294,9 @@ class _Demo:
                 for i, (seed, run) in enumerate(seeds.items())
             },
             checks=checks,
+            warnings=idle,
             timings_s=self.timings,
+            versions=package_versions(),
         )
         (out / "results.json").write_text(json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
         curves = {
@@ -280,6 +310,22 @@ class _Demo:
             console.print(
                 f"  {'[green]holds' if held else '[red]does not hold'}[/]: {name.replace('_', ' ')}"
             )
+        for warning in idle:
+            console.print(f"  [bold red]warning[/]: {warning}: its score is the policy it started from")
         console.print(f"S2R used {real_share:.1%} of real-environment RL's real transitions")
         console.print(f"results: {out / 'results.json'}, plot: {plot}")
+        console.print("versions: " + ", ".join(f"{name} {v}" for name, v in result.versions.items()))
         return result
+
+
+def _idle(metrics: Sequence[dict[str, float]]) -> list[str]:
+    """What makes an RL stage untrained: no usable episode, or no optimizer step, in all its iterations."""
+    if not metrics:
+        return []
+    problems = []
+    if sum(m.get("episodes", 0.0) for m in metrics) == 0:
+        failed = int(sum(m.get("failed_episodes", 0.0) for m in metrics))
+        problems.append(f"played no usable episode ({failed} dropped)")
+    elif sum(m.get("train/optimizer_steps", 0.0) for m in metrics) == 0:
+        problems.append("took no optimizer step (every group had equal rewards)")
+    return problems

@@ -46,9 +46,7 @@ async def save_policy(policy: HFPolicy, directory: Path) -> None:
     partial = directory.with_name(directory.name + ".partial")
 
     def save() -> None:
-        with policy.weights_lock:
-            policy.model.save_pretrained(partial)
-        policy.tokenizer.save_pretrained(partial)
+        policy.save_pretrained(partial)  # with how it acts: `dreamgym eval --policy hf:DIR` reproduces it
         partial.replace(directory)
 
     await anyio.to_thread.run_sync(save)
@@ -141,6 +139,7 @@ async def train_rl(
                     group_size=config.group_size,
                     seed=seed,
                     budget=Budget(iterations=budget),
+                    allow_idle_iterations=True,  # the demo reports idle arms in its summary instead
                 ),
             )
 

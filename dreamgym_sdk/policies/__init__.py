@@ -14,7 +14,13 @@ from dreamgym_sdk.policies.bc import (
     build_policy_model,
     demonstration,
 )
-from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig, SampledAction, SampleLedger
+from dreamgym_sdk.policies.hf import (
+    HFPolicy,
+    HFPolicyConfig,
+    SampledAction,
+    SampleLedger,
+    saved_policy_config,
+)
 from dreamgym_sdk.policies.llm import LLMPolicy, LLMPolicyConfig, parse_action
 
 __all__ = [
@@ -34,4 +40,5 @@ __all__ = [
     "build_policy_model",
     "demonstration",
     "parse_action",
+    "saved_policy_config",
 ]

@@ -68,7 +68,14 @@ from dreamgym_sdk.policies.llm import parse_action
 from dreamgym_sdk.providers.hf import BatchStats
 from dreamgym_sdk.types import Task, Transition
 
-__all__ = ["HFPolicy", "HFPolicyConfig", "SampleLedger", "SampledAction"]
+__all__ = [
+    "POLICY_CONFIG_FILE",
+    "HFPolicy",
+    "HFPolicyConfig",
+    "SampleLedger",
+    "SampledAction",
+    "saved_policy_config",
+]
 
 SYSTEM_PROMPT = (
     "You are an agent acting in a text environment. Each turn you see the current observation. "
@@ -254,18 +261,30 @@ class HFPolicy:
 
         Args:
             path: a local directory (or a hub id already in the local cache).
-            config: prompting and sampling options.
+            config: prompting and sampling options; default: those saved with the policy by
+                :meth:`save_pretrained` (see :func:`saved_policy_config`), else ``HFPolicyConfig()``.
             device: where to put the model (``"cpu"``, ``"cuda:0"``); default CPU.
             dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``"auto"``.
         """
         torch = require("torch", extra="hf", feature="HFPolicy")
         transformers = require("transformers", extra="hf", feature="HFPolicy")
+        config = config or saved_policy_config(path) or HFPolicyConfig()
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
         model = transformers.AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
         if device is not None:
             model = model.to(device)
         return cls(model, tokenizer, config)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Save the model, the tokenizer and how the policy acts (its :class:`HFPolicyConfig`, in
+        ``dreamgym_policy.json``), so ``HFPolicy.from_pretrained(directory)`` acts as this policy does:
+        same prompts, same admissible-action constraint, same decoding (blocking)."""
+        directory = Path(directory)
+        with self.weights_lock:
+            self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        (directory / POLICY_CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")
 
     def load_weights(self, path: str | Path) -> None:
         """Load weights into the model in place (blocking).
@@ -586,6 +605,17 @@ class _Sampler:
             return [[] for _ in self.candidates]
         table = self.torch.stack(self._steps, dim=1).tolist()
         return [[float(x) for x in row] for row in table]
+
+
+POLICY_CONFIG_FILE = "dreamgym_policy.json"
+"""Where :meth:`HFPolicy.save_pretrained` keeps the policy's :class:`HFPolicyConfig`."""
+
+
+def saved_policy_config(path: str | Path) -> HFPolicyConfig | None:
+    """The :class:`HFPolicyConfig` saved with a policy directory, or ``None`` when it has none (a plain
+    Hugging Face model directory or hub id)."""
+    file = Path(path) / POLICY_CONFIG_FILE
+    return HFPolicyConfig.model_validate_json(file.read_text()) if file.is_file() else None
 
 
 def _admissible(info: Mapping[str, Any]) -> list[str]:

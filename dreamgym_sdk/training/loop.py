@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.curriculum import Curriculum, TaskPool, reward_variance
-from dreamgym_sdk.errors import ExperienceModelError
+from dreamgym_sdk.errors import ExperienceModelError, NothingToTrainError
 from dreamgym_sdk.events import EpisodeCompleted, PolicyUpdated
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.base import Policy
@@ -62,6 +62,11 @@ class LoopConfig(BaseModel):
     skip_failed_episodes: bool = True
     """Drop an episode whose experience model answer stays unusable (``ExperienceModelError``) instead of
     failing the iteration; dropped episodes are logged and counted in the ``failed_episodes`` metric."""
+    allow_idle_iterations: bool = False
+    """An iteration with no usable episode raises :class:`~dreamgym_sdk.errors.NothingToTrainError`;
+    ``True`` logs a warning instead and counts it in ``total/idle_iterations``. An iteration whose update
+    took no optimizer step (e.g. every GRPO group had equal rewards) is always logged as a warning and
+    counted in ``total/idle_updates``."""
 
 
 @runtime_checkable
@@ -165,6 +170,8 @@ class DreamGymTrainer:
             "cost_usd": 0.0,
             "real_transitions": 0.0,
             "seconds": 0.0,
+            "idle_iterations": 0.0,
+            "idle_updates": 0.0,
         }
         self._rng = random.Random(self.config.seed)
 
@@ -280,7 +287,24 @@ class DreamGymTrainer:
         failed = len(tasks) * cfg.group_size - len(episodes)
         rollout_seconds = time.perf_counter() - started
         await bus.join()  # the backend and the curriculum have observed every episode
-        update = await self.backend.update() or {}
+        if not episodes:
+            message = f"iteration {self.iteration + 1} played no usable episode ({failed} failed)"
+            if not cfg.allow_idle_iterations:
+                raise NothingToTrainError(
+                    f"{message}: nothing to train on (see the warnings logged for the failed episodes; "
+                    "LoopConfig(allow_idle_iterations=True) goes on regardless)"
+                )
+            log.warning(message, iteration=self.iteration + 1, failed_episodes=failed)
+            self.totals["idle_iterations"] += 1
+        result = await self.backend.update()
+        update = result or {}
+        if episodes and (result is None or update.get("optimizer_steps") == 0.0):
+            log.warning(
+                "update took no optimizer step",
+                iteration=self.iteration + 1,
+                **{k: v for k, v in update.items() if k.startswith("skipped/") or k == "groups_zero_std"},
+            )
+            self.totals["idle_updates"] += 1
         self.iteration += 1
         await bus.publish(PolicyUpdated(step=self.iteration, metrics=update))
         decisions = await curriculum.expand() if curriculum is not None else []

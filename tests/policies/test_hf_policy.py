@@ -216,3 +216,56 @@ def test_load_weights_updates_the_model_in_place(model_path: Path, tmp_path: Pat
         assert torch.equal(a, b)
     with pytest.raises(FileNotFoundError):
         policy.load_weights(tmp_path / "missing")
+
+
+async def test_constrained_log_probs_are_those_of_the_renormalised_distribution(model_path: Path) -> None:
+    policy = make(model_path, constrain_to_admissible=True, temperature=1.0)
+    admissible = ["go north", "go south", "open door"]
+    action = await policy.act(TASK, "room", [], info("e", admissible))
+    sample = policy.samples.get("e", 0)
+    assert sample is not None and action in admissible
+    ids = torch.tensor([[*sample.prompt_ids, *sample.completion_ids]])
+    with torch.no_grad():
+        logp = torch.log_softmax(policy.model(input_ids=ids).logits[0].float(), dim=-1)
+    for k, (token, allowed) in enumerate(zip(sample.completion_ids, sample.allowed, strict=True)):
+        row = logp[len(sample.prompt_ids) - 1 + k]
+        expected = float(row[token] - torch.logsumexp(row[list(allowed)], dim=0))
+        assert sample.logprobs[k] == pytest.approx(expected, abs=1e-5)
+    # the probabilities of the admissible actions under what decoding drew from sum to 1
+    total = 0.0
+    for candidate in admissible:
+        path = [*policy.tokenizer(candidate, add_special_tokens=False)["input_ids"], policy.eos_ids[0]]
+        prefix, logprob = list(sample.prompt_ids), 0.0
+        for token in path:
+            with torch.no_grad():
+                row = torch.log_softmax(policy.model(input_ids=torch.tensor([prefix])).logits[0, -1], dim=-1)
+            options = {
+                c[len(prefix) - len(sample.prompt_ids)]
+                for c in (
+                    [*policy.tokenizer(a, add_special_tokens=False)["input_ids"], policy.eos_ids[0]]
+                    for a in admissible
+                )
+                if c[: len(prefix) - len(sample.prompt_ids)] == prefix[len(sample.prompt_ids) :]
+            }
+            logprob += float(row[token] - torch.logsumexp(row[sorted(options)], dim=0))
+            prefix.append(token)
+        total += float(torch.tensor(logprob).exp())
+    assert total == pytest.approx(1.0, abs=1e-4)
+
+
+async def test_a_saved_policy_acts_as_it_was_configured(model_path: Path, tmp_path: Path) -> None:
+    from dreamgym_sdk.policies import saved_policy_config
+
+    config = HFPolicyConfig(
+        prompt_style="transcript", show_admissible=False, constrain_to_admissible=True, max_new_tokens=9
+    )
+    policy = HFPolicy.from_pretrained(model_path, config)
+    assert saved_policy_config(model_path) is None  # a plain model directory carries no policy settings
+    await anyio.to_thread.run_sync(policy.save_pretrained, tmp_path / "saved")
+    assert saved_policy_config(tmp_path / "saved") == config
+    loaded = HFPolicy.from_pretrained(tmp_path / "saved")
+    assert loaded.config == config
+    for a, b in zip(loaded.model.parameters(), policy.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    override = HFPolicyConfig(temperature=0.0)
+    assert HFPolicy.from_pretrained(tmp_path / "saved", override).config == override
