@@ -101,3 +101,25 @@ def test_a_run_directory_made_with_other_settings_is_refused(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path), "--set", "rl_iterations=3"])
     assert result.exit_code == 2
     assert "rl_iterations" in result.output and "other settings" in result.output
+
+
+def test_an_arm_that_trained_on_nothing_is_named() -> None:
+    from dreamgym_sdk.demo import _idle  # pyright: ignore[reportPrivateUsage]
+
+    trained = [
+        {"episodes": 8.0, "train/optimizer_steps": 1.0},
+        {"episodes": 8.0, "train/optimizer_steps": 0.0},
+    ]
+    no_steps = [{"episodes": 8.0, "train/optimizer_steps": 0.0}] * 2
+    no_episodes = [{"episodes": 0.0, "failed_episodes": 4.0}] * 2
+    assert _idle(trained) == [] and _idle([]) == []
+    assert _idle(no_steps) == ["took no optimizer step (every group had equal rewards)"]
+    assert _idle(no_episodes) == ["played no usable episode (8 dropped)"]
+
+
+def test_results_record_the_package_versions() -> None:
+    from dreamgym_sdk.demo import VERSIONED, package_versions
+
+    versions = package_versions()
+    assert set(versions) == {"python", *VERSIONED}
+    assert versions["dreamgym-sdk"] != "not installed"
