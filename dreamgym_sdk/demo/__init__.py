@@ -321,8 +321,8 @@ class _Demo:
 def _idle(metrics: Sequence[dict[str, float]]) -> list[str]:
     """What makes an RL stage untrained: no usable episode, or no optimizer step, in all its iterations."""
     if not metrics:
-        return []
-    problems = []
+        return ["ran no iteration (its budget did not cover one group's worst case)"]
+    problems: list[str] = []
     if sum(m.get("episodes", 0.0) for m in metrics) == 0:
         failed = int(sum(m.get("failed_episodes", 0.0) for m in metrics))
         problems.append(f"played no usable episode ({failed} dropped)")

@@ -125,9 +125,8 @@ async def train_rl(
             reward=(lambda e: float(e.success)) if config.rl_reward == "success" else None,
         )
 
-        def trainer(
-            budget: int,
-        ) -> DreamGymTrainer:  # resumes from run_dir: ``budget`` counts every iteration
+        def trainer(budget: int, tasks_now: int = tasks_per_iteration) -> DreamGymTrainer:
+            # resumes from run_dir: ``budget`` counts every iteration
             return DreamGymTrainer(
                 env_factory=env_factory,
                 policy=policy,
@@ -135,7 +134,7 @@ async def train_rl(
                 curriculum=TaskPool(tasks),
                 run_dir=run_dir,
                 config=LoopConfig(
-                    tasks_per_iteration=tasks_per_iteration,
+                    tasks_per_iteration=tasks_now,
                     group_size=config.group_size,
                     seed=seed,
                     budget=Budget(iterations=budget),
@@ -145,13 +144,15 @@ async def train_rl(
 
         if real_transitions is None:
             await trainer(iterations).run()
-        else:  # a hard cap: stop before an iteration like the last one would cross it
+        else:  # a hard cap: an iteration plays only as many tasks as cannot cross it, whatever happens
+            worst_case = config.group_size * config.max_steps  # real transitions of one task's group
             for budget in range(1, iterations + 1):
                 done = await anyio.to_thread.run_sync(_read_metrics, run_dir / "metrics.jsonl")
-                used = sum(m["real_transitions"] for m in done)
-                if done and used + done[-1]["real_transitions"] > real_transitions:
+                left = real_transitions - sum(int(m["real_transitions"]) for m in done)
+                tasks_now = min(tasks_per_iteration, left // worst_case)
+                if tasks_now == 0:
                     break
-                await trainer(budget).run()
+                await trainer(budget, tasks_now).run()
         await save_policy(policy, policy_dir)
     return ArmRun(policy_dir, _read_metrics(run_dir / "metrics.jsonl"))
 

@@ -61,9 +61,12 @@ class DemoConfig(BaseModel):
     sum of step rewards). A learned experience model's step rewards can be farmed by repeating a rewarded
     step, which ``return`` invites; the real game's score cannot."""
     s2r_iterations: int = Field(default=4, ge=1)
-    """At most this many real-environment updates after DreamGym (sim-to-real); fewer when the next one
-    would likely take the real transitions past ``real_share_cap``."""
+    """At most this many real-environment updates after DreamGym (sim-to-real); fewer when the budget
+    runs out."""
     s2r_tasks_per_iteration: int = Field(default=4, ge=1)
+    """At most this many tasks per sim-to-real update: fewer when their worst case (``group_size`` episodes
+    of ``max_steps`` steps each) could take the real transitions past ``real_share_cap``, so the cap holds
+    exactly in every mode (a ``--quick`` run's budget may cover no update at all)."""
     real_share_cap: float = Field(default=0.1, gt=0, le=1)
     """Sim-to-real may use at most this share of real-environment RL's real transitions."""
 

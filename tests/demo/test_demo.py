@@ -112,7 +112,8 @@ def test_an_arm_that_trained_on_nothing_is_named() -> None:
     ]
     no_steps = [{"episodes": 8.0, "train/optimizer_steps": 0.0}] * 2
     no_episodes = [{"episodes": 0.0, "failed_episodes": 4.0}] * 2
-    assert _idle(trained) == [] and _idle([]) == []
+    assert _idle(trained) == []
+    assert _idle([]) == ["ran no iteration (its budget did not cover one group's worst case)"]
     assert _idle(no_steps) == ["took no optimizer step (every group had equal rewards)"]
     assert _idle(no_episodes) == ["played no usable episode (8 dropped)"]
 
