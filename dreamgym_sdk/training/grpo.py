@@ -116,7 +116,8 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         """Episodes dropped with groups that stayed incomplete."""
         self._groups: dict[str, _PendingGroup] = {}
         self._rows: dict[str, _Rollout] = {}
-        self._allowed: dict[tuple[int, ...], TokenSequence] = {}
+        self._replayed: dict[tuple[int, ...], TokenSequence] = {}
+        """The constrained sequences of the current step, by their tokens (TRL hands them back padded)."""
         self._trainer: Any = None
         self._output_dir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -214,7 +215,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
                 trainer.state.global_step += 1
                 trainer.log({"loss": float(loss.detach()), "grad_norm": grad_norm})
                 logs.append(_numeric(trainer.state.log_history[-1]))
-        self._rows, self._allowed = {}, {}
+        self._rows, self._replayed = {}, {}
         metrics["optimizer_steps"] = float(len(logs))
         keys = dict.fromkeys(key for log in logs for key in log)
         trl_metrics = {key: statistics.fmean(log[key] for log in logs if key in log) for key in keys}
@@ -229,7 +230,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         rollouts = [self._rows[str(p)] for p in prompts]
         for r in rollouts:
             if r.sequence.allowed is not None:
-                self._allowed[(*r.sequence.prompt_ids, *r.sequence.completion_ids)] = r.sequence
+                self._replayed[(*r.sequence.prompt_ids, *r.sequence.completion_ids)] = r.sequence
         return {
             "prompt_ids": [r.sequence.prompt_ids for r in rollouts],
             "completion_ids": [r.sequence.completion_ids for r in rollouts],
@@ -305,16 +306,18 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         self._optimizer = trainer.optimizer
         self._load_pending_optimizer_state()
 
-    def _scored_positions(self, input_ids: Any, attention_mask: Any, width: int) -> list[_Scored] | None:
+    def _scored_positions(
+        self, input_ids: Any, attention_mask: Any, width: int
+    ) -> list[_LossPositions] | None:
         """Per row of a TRL batch, what the loss uses of its ``width`` completion positions; ``None`` when
         no row was decoded under a constraint. Rows are recognised by their tokens (TRL pads and
         shuffles them)."""
-        if not self._allowed:
+        if not self._replayed:
             return None
-        rows: list[_Scored] = []
+        rows: list[_LossPositions] = []
         for ids, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
             tokens = tuple(t for t, m in zip(ids, mask, strict=True) if m)
-            sequence = self._allowed.get(tokens)
+            sequence = self._replayed.get(tokens)
             if sequence is None:
                 raise RuntimeError("GRPOBackend: TRL scored a sequence that no replayed episode produced")
             allowed = sequence.allowed or [()] * len(sequence.completion_ids)
@@ -343,7 +346,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
             self._output_dir = None
 
 
-_Scored = list[tuple[int, tuple[int, ...]]]
+_LossPositions = list[tuple[int, tuple[int, ...]]]
 """The completion positions a row's loss uses, each with the token ids decoding allowed there."""
 
 
