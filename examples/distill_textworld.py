@@ -101,7 +101,8 @@ async def main(out: Path, quick: bool) -> None:
     )
 
     def report(p: Any) -> None:
-        console.print(f"  step {p.step}/{p.total_steps}  loss {p.loss:.3f}  {p.elapsed_s:.0f} s")
+        loss = "n/a" if p.loss is None else f"{p.loss:.3f}"  # no loss is logged before the first interval
+        console.print(f"  step {p.step}/{p.total_steps}  loss {loss}  {p.elapsed_s:.0f} s")
 
     result = await distill(
         dataset, out / "model", config=config, dataset_config=dataset_config, on_progress=report
