@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +46,20 @@ class CheckpointedTrainer(RecordingTrainer):
 def random_policy(seed: int) -> FunctionPolicy:
     rng = random.Random(seed)
     return FunctionPolicy(lambda task, obs, history, info: rng.choice(["win", "lose"]))
+
+
+def recording_trainer(
+    model: FunctionExperienceModel, tasks: list[Task], run_dir: Path, config: LoopConfig
+) -> DreamGymTrainer:
+    """A loop over ``tasks`` in DreamEnvs of ``model``, a random policy and a recording backend."""
+    return DreamGymTrainer(
+        env_factory=lambda g: DreamEnv(model, group=g),
+        policy=random_policy(0),
+        backend=RecordingTrainer(),
+        curriculum=TaskPool(tasks),
+        run_dir=run_dir,
+        config=config,
+    )
 
 
 def variations(request: Any) -> str:
@@ -173,6 +188,32 @@ async def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> 
     assert iterations == list(range(1, done + 3))  # no iteration lost, none duplicated
 
 
+async def test_a_kill_between_checkpoint_and_state_resumes_from_the_committed_iteration(
+    tmp_path: Path,
+) -> None:
+    def trainer(backend: CheckpointedTrainer, iterations: int) -> DreamGymTrainer:
+        return DreamGymTrainer(
+            env_factory=lambda g: DreamEnv(FunctionExperienceModel(coin_world, initial_state="s")),
+            policy=random_policy(0),
+            backend=backend,
+            curriculum=TaskPool([Task(id="t", instruction="a task")]),
+            run_dir=tmp_path,
+            config=LoopConfig(group_size=2, progress=False, budget=Budget(iterations=iterations)),
+        )
+
+    await trainer(CheckpointedTrainer(), 1).run()
+    committed = (tmp_path / "state.json").read_text()
+    await trainer(CheckpointedTrainer(), 2).run()
+    # what a kill leaves after iteration 2's checkpoint was swapped in but before its state was written
+    shutil.copytree(tmp_path / "checkpoint", tmp_path / "checkpoint.old")
+    (tmp_path / "checkpoint.old" / "updates.json").write_text("1")
+    (tmp_path / "checkpoint.old" / "loop-iteration").write_text("1")
+    (tmp_path / "state.json").write_text(committed)
+    backend = CheckpointedTrainer()
+    await trainer(backend, 2).run()
+    assert backend.loaded == 1  # the checkpoint of the iteration the state committed, not the newer one
+
+
 def test_iteration_metrics_and_wilson() -> None:
     assert iteration_metrics([])["episodes"] == 0.0
     low, high = wilson_interval(8, 10)
@@ -208,14 +249,7 @@ async def test_an_unusable_model_answer_drops_its_episode_not_the_iteration(tmp_
     model = FunctionExperienceModel(flaky_world, initial_state="start")
 
     def trainer(run: str, config: LoopConfig) -> DreamGymTrainer:
-        return DreamGymTrainer(
-            env_factory=lambda g: DreamEnv(model, group=g),
-            policy=random_policy(0),
-            backend=RecordingTrainer(),
-            curriculum=TaskPool(tasks),
-            run_dir=tmp_path / run,
-            config=config,
-        )
+        return recording_trainer(model, tasks, tmp_path / run, config)
 
     config = LoopConfig(tasks_per_iteration=2, group_size=3, budget=Budget(iterations=1), progress=False)
     [metrics] = await trainer("lenient", config).run()
@@ -234,14 +268,7 @@ async def test_an_iteration_with_nothing_to_train_on_is_an_error_unless_allowed(
     model = FunctionExperienceModel(broken_world, initial_state="start")
 
     def trainer(run: str, config: LoopConfig) -> DreamGymTrainer:
-        return DreamGymTrainer(
-            env_factory=lambda g: DreamEnv(model, group=g),
-            policy=random_policy(0),
-            backend=RecordingTrainer(),
-            curriculum=TaskPool([Task(id="t0", instruction="task 0")]),
-            run_dir=tmp_path / run,
-            config=config,
-        )
+        return recording_trainer(model, [Task(id="t0", instruction="task 0")], tmp_path / run, config)
 
     config = LoopConfig(tasks_per_iteration=1, group_size=2, budget=Budget(iterations=2), progress=False)
     with pytest.raises(ExceptionGroup) as raised:

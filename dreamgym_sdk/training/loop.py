@@ -196,25 +196,36 @@ class DreamGymTrainer:
         self.totals.update(state["totals"])
         version, internal, gauss = state["rng"]
         self._rng.setstate((version, tuple(internal), gauss))
-        if isinstance(self.backend, Checkpointable) and self.checkpoint_dir.exists():
-            self.backend.load(self.checkpoint_dir)
+        if isinstance(self.backend, Checkpointable):
+            # a kill between swapping in a new checkpoint and committing state.json leaves the checkpoint one
+            # iteration ahead; the previous one is then still in checkpoint.old
+            for directory in (self.checkpoint_dir, self._previous_checkpoint):
+                if directory.exists() and _checkpoint_iteration(directory) in (None, self.iteration):
+                    self.backend.load(directory)
+                    break
         if self.metrics_path.exists():  # drop lines of an iteration that did not finish
             lines = self.metrics_path.read_text().splitlines()
             kept = [ln for ln in lines if ln.strip() and json.loads(ln)["iteration"] <= self.iteration]
             _atomic_write(self.metrics_path, "".join(ln + "\n" for ln in kept))
         log.info("resumed run", run_dir=str(self.run_dir), iteration=self.iteration)
 
+    @property
+    def _previous_checkpoint(self) -> Path:
+        return self.run_dir / "checkpoint.old"
+
     def _checkpoint(self, metrics: dict[str, float]) -> None:
+        """Commit a finished iteration: checkpoint, metrics line, then ``state.json``, the commit point; the
+        previous checkpoint is removed only once the state names the new one's iteration."""
+        old = self._previous_checkpoint
         if isinstance(self.backend, Checkpointable):
             tmp = self.run_dir / "checkpoint.tmp"
             _remove_tree(tmp)
             self.backend.save(tmp)
-            old = self.run_dir / "checkpoint.old"
+            (tmp / _ITERATION_FILE).write_text(str(self.iteration))
             _remove_tree(old)
             if self.checkpoint_dir.exists():
                 self.checkpoint_dir.rename(old)
             tmp.rename(self.checkpoint_dir)
-            _remove_tree(old)
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(metrics) + "\n")
             f.flush()
@@ -222,6 +233,7 @@ class DreamGymTrainer:
         version, internal, gauss = self._rng.getstate()
         state = {"iteration": self.iteration, "totals": self.totals, "rng": [version, list(internal), gauss]}
         _atomic_write(self.state_path, json.dumps(state))
+        _remove_tree(old)
 
     # -- the loop --------------------------------------------------------------------------------
     def _exhausted(self) -> str | None:
@@ -365,6 +377,16 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+_ITERATION_FILE = "loop-iteration"
+"""Written into each checkpoint: the loop iteration it finished."""
+
+
+def _checkpoint_iteration(directory: Path) -> int | None:
+    """The iteration a checkpoint finished (``None`` for one written before checkpoints recorded it)."""
+    file = directory / _ITERATION_FILE
+    return int(file.read_text()) if file.exists() else None
 
 
 def _atomic_write(path: Path, text: str) -> None:
