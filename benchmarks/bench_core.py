@@ -37,6 +37,7 @@ from dreamgym_sdk import (
     Source,
     Task,
 )
+from dreamgym_sdk._versions import package_versions
 from dreamgym_sdk.testing import FunctionPolicy
 
 SUBSCRIBERS = 4
@@ -210,4 +211,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Core runtime benchmark")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for CI smoke runs")
     args = parser.parse_args()
-    print(json.dumps(anyio.run(main, args.quick), indent=2))
+    print(json.dumps(anyio.run(main, args.quick) | {"versions": package_versions()}, indent=2))

@@ -53,6 +53,7 @@ import aiohttp  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from dreamgym_sdk import DreamEnv, ReasoningExperienceModel, Task  # noqa: E402
+from dreamgym_sdk._versions import package_versions  # noqa: E402
 from dreamgym_sdk.providers import BaseProvider, ChatRequest, ProviderConfig, get_provider  # noqa: E402
 from dreamgym_sdk.providers.litellm import LiteLLMProvider  # noqa: E402
 from dreamgym_sdk.providers.openai_compat import build_chat_body  # noqa: E402
@@ -425,7 +426,7 @@ async def main() -> None:
                 report["instructions"] = await bench_instructions(base_url, fast, calls // 4)
     if not args.skip_hf:
         report["hf"] = await bench_hf(max_tokens=16 if args.quick else 32, rounds=1 if args.quick else 3)
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report | {"versions": package_versions()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import anyio
 import numpy as np
 from numpy.typing import NDArray
 
+from dreamgym_sdk._versions import package_versions
 from dreamgym_sdk.embeddings import HashingEmbedder, TransformerEmbedder
 from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig, embedding_text
 from dreamgym_sdk.types import Source, Transition
@@ -313,4 +314,4 @@ if __name__ == "__main__":
     if arguments.quick:
         arguments.rows, arguments.queries, arguments.sentences = 50_000, 50, 128
         arguments.batch = min(arguments.batch, 10_000)
-    print(json.dumps(anyio.run(main, arguments), indent=2))
+    print(json.dumps(anyio.run(main, arguments) | {"versions": package_versions()}, indent=2))

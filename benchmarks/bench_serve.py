@@ -376,7 +376,9 @@ def main() -> None:
         report["openenv_generic_client_against_dreamgym"] = compat
     else:
         report["openenv"] = "not measured (pass --openenv-python with a venv that has `pip install openenv`)"
-    print(json.dumps(report, indent=2))
+    from dreamgym_sdk._versions import package_versions
+
+    print(json.dumps(report | {"versions": package_versions()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from typing import Any
 
 import anyio
 
+from dreamgym_sdk._versions import package_versions
 from dreamgym_sdk.integrations.textworld import (
     CookingSpec,
     CustomSpec,
@@ -203,4 +204,4 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    print(json.dumps(anyio.run(main, parse_args()), indent=2))
+    print(json.dumps(anyio.run(main, parse_args()) | {"versions": package_versions()}, indent=2))

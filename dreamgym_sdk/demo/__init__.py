@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.progress import Progress
 
+from dreamgym_sdk._versions import package_versions
 from dreamgym_sdk.demo.arms import (
     ArmRun,
     clone_policy,
@@ -82,24 +83,6 @@ class DemoResult(BaseModel):
     timings_s: dict[str, float]
     versions: dict[str, str]
     """Python and the packages the run depended on (results move with them; see ``make lock``)."""
-
-
-VERSIONED = ("dreamgym-sdk", "torch", "transformers", "trl", "textworld", "lancedb", "tokenizers")
-"""The packages whose versions every results file records."""
-
-
-def package_versions() -> dict[str, str]:
-    """Python's version and those of :data:`VERSIONED` (``"not installed"`` for a missing one)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 async def run_demo(config: DemoConfig, out: str | Path, *, console: Console | None = None) -> DemoResult:

@@ -119,7 +119,7 @@ def test_an_arm_that_trained_on_nothing_is_named() -> None:
 
 
 def test_results_record_the_package_versions() -> None:
-    from dreamgym_sdk.demo import VERSIONED, package_versions
+    from dreamgym_sdk._versions import VERSIONED, package_versions
 
     versions = package_versions()
     assert set(versions) == {"python", *VERSIONED}
