@@ -116,8 +116,9 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         """Episodes dropped with groups that stayed incomplete."""
         self._groups: dict[str, _PendingGroup] = {}
         self._rows: dict[str, _Rollout] = {}
-        self._replayed: dict[tuple[int, ...], TokenSequence] = {}
-        """The constrained sequences of the current step, by their tokens (TRL hands them back padded)."""
+        self._loss_positions: dict[tuple[int, ...], _LossPositions] = {}
+        """What the loss uses of each sequence of the current step, by its tokens (TRL hands them back
+        padded and shuffled); empty unless one of them was decoded under a constraint."""
         self._trainer: Any = None
         self._output_dir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -215,7 +216,7 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
                 trainer.state.global_step += 1
                 trainer.log({"loss": float(loss.detach()), "grad_norm": grad_norm})
                 logs.append(_numeric(trainer.state.log_history[-1]))
-        self._rows, self._replayed = {}, {}
+        self._rows, self._loss_positions = {}, {}
         metrics["optimizer_steps"] = float(len(logs))
         keys = dict.fromkeys(key for log in logs for key in log)
         trl_metrics = {key: statistics.fmean(log[key] for log in logs if key in log) for key in keys}
@@ -228,14 +229,18 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
     def _rollout_func(self, prompts: Sequence[Any], trainer: Any) -> dict[str, list[Any]]:
         """TRL's rollout seam, replaying recorded episodes: each prompt is an episode id."""
         rollouts = [self._rows[str(p)] for p in prompts]
-        for r in rollouts:
-            if r.sequence.allowed is not None:
-                self._replayed[(*r.sequence.prompt_ids, *r.sequence.completion_ids)] = r.sequence
+        masks = [_decisions(r.sequence) for r in rollouts]
+        if any(r.sequence.allowed is not None for r in rollouts):
+            for r, mask in zip(rollouts, masks, strict=True):
+                allowed = r.sequence.allowed or [()] * len(mask)
+                key = (*r.sequence.prompt_ids, *r.sequence.completion_ids)
+                decisions = enumerate(zip(allowed, mask, strict=True))
+                self._loss_positions[key] = [(k, a) for k, (a, m) in decisions if m]
         return {
             "prompt_ids": [r.sequence.prompt_ids for r in rollouts],
             "completion_ids": [r.sequence.completion_ids for r in rollouts],
             "logprobs": [r.sequence.logprobs for r in rollouts],
-            "env_mask": [_decisions(r.sequence) for r in rollouts],
+            "env_mask": masks,
             "episode_reward": [r.reward for r in rollouts],
         }
 
@@ -312,17 +317,14 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         """Per row of a TRL batch, what the loss uses of its ``width`` completion positions; ``None`` when
         no row was decoded under a constraint. Rows are recognised by their tokens (TRL pads and
         shuffles them)."""
-        if not self._replayed:
+        if not self._loss_positions:
             return None
         rows: list[_LossPositions] = []
         for ids, mask in zip(input_ids.tolist(), attention_mask.tolist(), strict=True):
-            tokens = tuple(t for t, m in zip(ids, mask, strict=True) if m)
-            sequence = self._replayed.get(tokens)
-            if sequence is None:
+            positions = self._loss_positions.get(tuple(t for t, m in zip(ids, mask, strict=True) if m))
+            if positions is None:
                 raise RuntimeError("GRPOBackend: TRL scored a sequence that no replayed episode produced")
-            allowed = sequence.allowed or [()] * len(sequence.completion_ids)
-            decisions = zip(allowed, _decisions(sequence), strict=True)
-            rows.append([(k, a) for k, (a, m) in enumerate(decisions) if m])
+            rows.append(positions)
         return rows
 
     def _trained_module(self) -> Any:

@@ -189,3 +189,33 @@ def test_a_sequence_carries_what_decoding_allowed(model_dir: Path) -> None:
     import anyio
 
     anyio.run(main)
+
+
+async def test_grpo_trains_constrained_and_free_episodes_in_one_update(model_dir: Path) -> None:
+    # decoding is constrained only where the state lists admissible commands: the locked room lists none
+    config = HFPolicyConfig(temperature=1.0, max_new_tokens=4, constrain_to_admissible=True)
+    policy = HFPolicy.from_pretrained(model_dir, config)
+
+    def admissible(state: str) -> list[str]:
+        return [] if "locked" in state else list(ACTIONS)
+
+    tasks = [
+        Task(instruction="get out", id="free", initial_state="a locked room"),
+        Task(instruction="get out", id="constrained", initial_state="an open room"),
+    ]
+    runner = RolloutRunner(lambda group: DreamEnv(WORLD, max_steps=1, admissible=admissible), policy)
+    episodes = await runner.run(tasks, group_size=4, seed=0)
+    first = {e.task.id: policy.samples.get(e.id, 0) for e in episodes}
+    assert first["free"] is not None and not first["free"].allowed
+    assert first["constrained"] is not None and first["constrained"].allowed
+    backend = GRPOBackend(
+        policy,
+        GRPOBackendConfig(group_size=4, learning_rate=1e-2, beta=0.0),
+        reward=lambda episode: float(episode.group % 2),  # every group has unequal rewards
+    )
+    for episode in episodes:
+        await backend.observe(episode)
+
+    metrics = await backend.update()
+
+    assert metrics is not None and metrics["groups_trained"] == 2 and metrics["optimizer_steps"] == 1
