@@ -49,11 +49,20 @@ from dreamgym_sdk.demo.data import (
     open_dream_model,
     train_experience_model,
 )
-from dreamgym_sdk.demo.report import ArmSummary, plot_results, results_table, summarise
+from dreamgym_sdk.demo.gap import SimRealGap, measure_gap
+from dreamgym_sdk.demo.report import (
+    ArmSummary,
+    compare,
+    differences_table,
+    plot_results,
+    results_table,
+    summarise,
+)
 from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.experience.base import ExperienceModel
 from dreamgym_sdk.policies.baselines import RandomPolicy
 from dreamgym_sdk.rollout import EnvFactory
-from dreamgym_sdk.training.evaluate import EvalReport
+from dreamgym_sdk.training.evaluate import EvalReport, PairedDifference
 from dreamgym_sdk.types import Task
 
 __all__ = ["ARMS", "DemoConfig", "DemoResult", "run_demo"]
@@ -72,6 +81,12 @@ class DemoResult(BaseModel):
     arms: dict[str, list[ArmSummary]]
     """Per evaluation mode (``greedy``: temperature 0; ``sampled``: temperature 1, as trained), one row per
     policy."""
+    differences: dict[str, dict[str, PairedDifference]] = {}
+    """Per evaluation mode, ``"A − B"`` → A's success minus B's on the same held-out games (paired bootstrap
+    interval, seeds pooled)."""
+    gaps: dict[str, SimRealGap] = {}
+    """Per seed: the SFT policy on training games in the real and the synthetic environment, and the
+    experience model's per-step agreement with its real episodes."""
     real_share: float
     """DreamGym-S2R's real transitions in RL over real-environment RL's (mean over seeds)."""
     runs: dict[str, dict[str, Any]]
@@ -112,6 +127,7 @@ class _SeedRun:
     reports: dict[str, dict[str, EvalReport]] = field(default_factory=dict[str, dict[str, EvalReport]])
     """Mode (``greedy``, ``sampled``) → arm → report."""
     rl: dict[str, ArmRun] = field(default_factory=dict[str, ArmRun])
+    gap: SimRealGap | None = None
 
 
 class _Demo:
@@ -155,7 +171,7 @@ class _Demo:
         seeds: dict[int, _SeedRun] = {}
         async with open_dream_model(config, model, self.transitions, out / "replay") as dream:
             for seed in config.seeds:
-                seeds[seed] = await self._seed(seed, dream_env_factory(config, dream))
+                seeds[seed] = await self._seed(seed, dream_env_factory(config, dream), dream)
         self.timings["total"] = round(time.perf_counter() - started, 1)
         return self._report(model, seeds)
 
@@ -180,7 +196,7 @@ class _Demo:
             job = bar.add_task("generating games", total=self.config.train_games + self.config.held_out_games)
             return await make_games(self.config, self.out / "games", lambda _: bar.advance(job))
 
-    async def _seed(self, seed: int, dream_envs: EnvFactory) -> _SeedRun:
+    async def _seed(self, seed: int, dream_envs: EnvFactory, dream: ExperienceModel) -> _SeedRun:
         config, root = self.config, self.out / f"seed-{seed}"
         root.mkdir(exist_ok=True)
         corpus = corpus_of(self.transitions, self.train_tasks)
@@ -189,6 +205,18 @@ class _Demo:
         )
         run = _SeedRun()
         real_envs = real_env_factory(config)
+        run.gap = await self.stage(
+            f"seed {seed}: sim-vs-real gap",
+            lambda: measure_gap(
+                config,
+                policy_dir=sft,
+                tasks=self.dream_tasks[: config.gap_tasks],
+                dream_envs=dream_envs,
+                model=dream,
+                seed=seed,
+                path=root / "gap.json",
+            ),
+        )
 
         async def rl(
             arm: str, start: Path, envs: EnvFactory, tasks: Sequence[Task], cap: int | None = None
@@ -241,18 +269,20 @@ class _Demo:
         rl_real = {
             arm: [s.rl[arm].real_transitions if arm in s.rl else 0 for s in seeds.values()] for arm in ARMS
         }
-        rows = {
-            mode: summarise({arm: [s.reports[mode][arm] for s in seeds.values()] for arm in ARMS}, rl_real)
-            for mode in MODES
+        reports = {
+            mode: {arm: [s.reports[mode][arm] for s in seeds.values()] for arm in ARMS} for mode in MODES
         }
+        rows = {mode: summarise(reports[mode], rl_real) for mode in MODES}
+        differences = {mode: compare(reports[mode]) for mode in MODES}
         real_share = statistics.fmean(rl_real["dreamgym-s2r"]) / max(
             1.0, statistics.fmean(rl_real["real-rl"])
         )
         checks = {"s2r_real_transitions_within_cap": real_share <= config.real_share_cap}
         for mode in MODES:
-            rate = {row.arm: row.success_rate for row in rows[mode]}
-            checks[f"dreamgym_beats_sft ({mode})"] = rate["dreamgym"] > rate["sft"]
-            checks[f"s2r_matches_or_beats_real_rl ({mode})"] = rate["dreamgym-s2r"] >= rate["real-rl"]
+            diff = {name: d.difference for name, d in differences[mode].items()}
+            checks[f"real_rl_beats_sft ({mode})"] = diff["real-rl − sft"] > 0
+            checks[f"dreamgym_beats_sft ({mode})"] = diff["dreamgym − sft"] > 0
+            checks[f"s2r_matches_or_beats_real_rl ({mode})"] = diff["dreamgym-s2r − real-rl"] >= 0
         idle = [
             f"seed {seed}: {arm} {problem}"
             for seed, run in seeds.items()
@@ -264,6 +294,8 @@ class _Demo:
             offline_transitions=len(self.transitions),
             experience_model=model,
             arms=rows,
+            differences=differences,
+            gaps={str(seed): run.gap for seed, run in seeds.items() if run.gap is not None},
             real_share=real_share,
             runs={
                 str(seed): {
@@ -289,16 +321,31 @@ class _Demo:
         plot = plot_results(rows, curves, out / "results.png")
         for mode in MODES:
             console.print(results_table(rows[mode], len(self.transitions), mode))
+            console.print(differences_table(differences[mode], mode))
         for name, held in checks.items():
             console.print(
                 f"  {'[green]holds' if held else '[red]does not hold'}[/]: {name.replace('_', ' ')}"
             )
+        for seed, run in seeds.items():
+            if run.gap is not None:
+                console.print(_gap_line(seed, run.gap))
         for warning in idle:
             console.print(f"  [bold red]warning[/]: {warning}: its score is the policy it started from")
         console.print(f"S2R used {real_share:.1%} of real-environment RL's real transitions")
         console.print(f"results: {out / 'results.json'}, plot: {plot}")
         console.print("versions: " + ", ".join(f"{name} {v}" for name, v in result.versions.items()))
         return result
+
+
+def _gap_line(seed: int, gap: SimRealGap) -> str:
+    real, synthetic = gap.real, gap.synthetic
+    return (
+        f"seed {seed}: the SFT policy on training games succeeds in {real.success_rate:.0%} of real and"
+        f" {synthetic.success_rate:.0%} of synthetic episodes ({gap.success_gap * 100:+.0f} pts); mean length"
+        f" {real.mean_steps:.1f} real, {synthetic.mean_steps:.1f} synthetic; replaying its real steps, the"
+        f" experience model predicts {gap.reward_agreement:.0%} of rewards and {gap.done_agreement:.0%} of"
+        " endings"
+    )
 
 
 def _idle(metrics: Sequence[dict[str, float]]) -> list[str]:

@@ -168,7 +168,9 @@ async def evaluate_policy(
 ) -> EvalReport:
     """Success on the held-out real games (cached in ``path``)."""
     if await anyio.Path(path).exists():
-        return EvalReport.model_validate_json(await anyio.Path(path).read_text())
+        cached = EvalReport.model_validate_json(await anyio.Path(path).read_text())
+        if cached.outcomes:  # runs made before reports kept per-game outcomes are evaluated again
+            return cached
     report = await evaluate(
         real_env_factory(config),
         policy,

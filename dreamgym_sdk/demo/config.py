@@ -70,6 +70,10 @@ class DemoConfig(BaseModel):
     real_share_cap: float = Field(default=0.1, gt=0, le=1)
     """Sim-to-real may use at most this share of real-environment RL's real transitions."""
 
+    gap_tasks: int = Field(default=20, ge=1)
+    """Training games on which the SFT policy plays twice in each environment to measure the sim-to-real
+    gap (``results.json["gaps"]``)."""
+
     seeds: tuple[int, ...] = (0,)
     """One run of every arm per seed (games, offline data and the experience model are shared); the
     documented run uses ``--seeds 3``."""
@@ -91,5 +95,6 @@ class DemoConfig(BaseModel):
             "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "max_steps": 12,
             "distill_steps": 150, "experience_max_tokens": 200, "bc_epochs": 2, "rl_iterations": 2,
             "tasks_per_iteration": 2, "group_size": 2, "s2r_iterations": 1, "s2r_tasks_per_iteration": 1,
+            "gap_tasks": 2,
         }  # fmt: skip
         return cls.model_validate(small | overrides)

@@ -12,9 +12,21 @@ from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 
 from dreamgym_sdk.demo.config import ARMS
-from dreamgym_sdk.training.evaluate import EvalReport, wilson_interval
+from dreamgym_sdk.training.evaluate import EvalReport, PairedDifference, paired_difference, wilson_interval
 
-__all__ = ["ArmSummary", "plot_results", "results_table", "summarise"]
+__all__ = [
+    "COMPARISONS",
+    "ArmSummary",
+    "compare",
+    "differences_table",
+    "plot_results",
+    "results_table",
+    "summarise",
+]
+
+COMPARISONS = (("real-rl", "sft"), ("dreamgym", "sft"), ("dreamgym-s2r", "real-rl"))
+"""The differences the demo is about: does RL work at all, does DreamGym beat SFT without real
+interaction, does sim-to-real match real-environment RL with a tenth of its real transitions."""
 
 _LABELS = {
     "random": "random",
@@ -82,6 +94,33 @@ def summarise(
             )
         )
     return rows
+
+
+def compare(reports: Mapping[str, Sequence[EvalReport]]) -> dict[str, PairedDifference]:
+    """``"A − B"`` → the paired difference of every comparison in :data:`COMPARISONS` (same games, every
+    seed pooled)."""
+    return {
+        f"{a} − {b}": paired_difference(reports[a], reports[b])
+        for a, b in COMPARISONS
+        if reports.get(a) and reports.get(b)
+    }
+
+
+def differences_table(differences: Mapping[str, PairedDifference], mode: str) -> Table:
+    table = Table(title=f"Paired differences, {mode} policies (same held-out games; bootstrap 95% interval)")
+    table.add_column("comparison")
+    table.add_column("difference", justify="right")
+    table.add_column("95% interval", justify="right", no_wrap=True)
+    table.add_column("games", justify="right")
+    for name, d in differences.items():
+        a, _, b = name.partition(" − ")
+        table.add_row(
+            f"{_LABELS[a]} − {_LABELS[b]}",
+            f"{d.difference * 100:+.1f} pts",
+            f"{d.ci95[0] * 100:+.1f} – {d.ci95[1] * 100:+.1f}",
+            str(d.tasks),
+        )
+    return table
 
 
 def results_table(rows: Sequence[ArmSummary], offline_transitions: int, mode: str = "greedy") -> Table:

@@ -4,13 +4,16 @@ An experience model must learn what happens when an agent does something impossi
 was, the reward is 0), so its training data needs such steps; experts and random *admissible* policies
 never take them. :class:`InvalidActionPolicy` wraps any policy and, now and then, plays a plausible but
 non-admissible command made by recombining the verbs and objects of the admissible ones (``take fridge``,
-``open red apple``) or a command about something that is not there.
+``open red apple``) or a command about something that is not there. Given ``near_misses`` (the commands
+a synthetic environment would offer in a state, e.g. TextWorld's grammar applied to the state text), it
+prefers those the game refuses: they are the invalid actions a policy will actually try in the synthetic
+environment (``prepare meal`` while an ingredient is missing), so the experience model must know them.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dreamgym_sdk.collect import ExpertPolicy, admissible_actions
@@ -69,14 +72,24 @@ class InvalidActionPolicy:
         rate: probability of an invalid action, in ``[0, 1]``.
         seed: makes the choices reproducible.
         base: the policy followed otherwise; defaults to :class:`~dreamgym_sdk.collect.ExpertPolicy`.
+        near_misses: the commands a synthetic environment offers in an observed state; half of the
+            invalid actions are drawn from those the environment does not admit, when there are any.
     """
 
-    def __init__(self, rate: float = 0.1, *, seed: int = 0, base: Policy | None = None) -> None:
+    def __init__(
+        self,
+        rate: float = 0.1,
+        *,
+        seed: int = 0,
+        base: Policy | None = None,
+        near_misses: Callable[[str], Sequence[str]] | None = None,
+    ) -> None:
         if not 0.0 <= rate <= 1.0:
             raise ValueError("rate must be in [0, 1]")
         self.rate = rate
         self.seed = seed
         self.base: Policy = base if base is not None else ExpertPolicy()
+        self.near_misses = near_misses
 
     async def act(
         self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
@@ -87,6 +100,10 @@ class InvalidActionPolicy:
         admissible = admissible_actions(info)
         if admissible and rng.random() < self.rate:
             candidates = invalid_actions(admissible)
+            if self.near_misses is not None and rng.random() < 0.5:
+                offered = set(admissible)
+                near = sorted(c for c in self.near_misses(observation) if c not in offered)
+                candidates = near or candidates
             if candidates:
                 return rng.choice(candidates)
         return await self.base.act(task, observation, history, info)

@@ -11,6 +11,11 @@ score and so the reward change; is the episode over. For example::
     yellow potato. The score stays at 0 of 3, so the reward is 0. The objective is not complete yet: the
     episode goes on.
 
+In cooking games a step's score depends on the hidden recipe, so a step that handles food first says
+whether the recipe needs it ("The recipe needs the red apple." / "The recipe does not need the yellow
+potato."; for ``prepare meal``, which ingredients are still missing): the decision the reward follows,
+made explicit where the experience model has to guess it from the state.
+
 Without ground truth it falls back to comparing the recorded state and next state line by line, so every
 transition still gets a trace.
 """
@@ -27,7 +32,7 @@ from dreamgym_sdk.types import Transition
 
 __all__ = ["RULES_VERSION", "RuleBasedAnnotator", "explain_step"]
 
-RULES_VERSION = "tw-rules-v1"
+RULES_VERSION = "tw-rules-v2"
 """Version of the rules' wording; recorded in every annotation."""
 
 _FACT = re.compile(r"^\s*([^()]+?)\s*\((.*)\)\s*$")
@@ -36,6 +41,7 @@ _FOOD_STATES = (
     "raw", "fried", "roasted", "grilled", "burned", "sliced", "chopped", "diced", "uncut", "cooked",
     "edible", "inedible", "consumed", "used",
 )  # fmt: skip
+_FOOD_KINDS = frozenset({"cookable", "edible", "cuttable"})
 _SKIP_BINARY = frozenset({"base", "cooking_location", "out", "part_of"})
 
 
@@ -143,6 +149,37 @@ def _world_changes(truth: StepGroundTruth) -> list[str]:
     return sentences
 
 
+def _recipe(facts: Iterable[str]) -> list[str]:
+    """The recipe's ingredients: ``base(orange bell pepper, ingredient_0)`` facts of a cooking game."""
+    return sorted(a[0] for p, a in _facts(facts) if p == "base" and len(a) == 2)
+
+
+def _held(facts: Iterable[str]) -> set[str]:
+    return {a[0] for p, a in _facts(facts) if p == "in" and len(a) == 2 and a[1] == "I"}
+
+
+def _recipe_sentence(action: str, truth: StepGroundTruth) -> str | None:
+    """Whether the recipe needs the food the action handles (``None`` outside cooking games or food)."""
+    recipe = _recipe(truth.facts_before)
+    if not recipe:
+        return None
+    if action == "prepare meal":
+        missing = [i for i in recipe if i not in _held(truth.facts_before)]
+        if missing:
+            return f"The recipe needs the {_names(missing)}, which the inventory lacks."
+        return f"The recipe needs the {_names(recipe)}, all in the inventory."
+    verb, _, rest = action.partition(" ")
+    if verb not in ("take", "eat", "cook", "slice", "chop", "dice", "drop", "insert", "put"):
+        return None
+    food = {a[0] for p, a in _facts(truth.facts_before) if len(a) == 1 and p in _FOOD_KINDS}
+    obj = re.split(r" (?:from|with|into|on) ", rest, maxsplit=1)[0]
+    if obj in recipe:
+        return f"The recipe needs the {obj}."
+    if obj in food:
+        return f"The recipe does not need the {obj}."
+    return None
+
+
 def _reward_sentence(truth: StepGroundTruth, reward: float, reward_mode: RewardMode) -> str:
     total = _number(truth.max_score)
     if truth.score_after == truth.score_before:
@@ -178,14 +215,19 @@ def explain_step(transition: Transition, truth: StepGroundTruth, *, reward_mode:
     feedback = " ".join(truth.feedback.split())
     changes = _world_changes(truth)
     parts: list[str] = []
+    recipe = _recipe_sentence(action, truth)
     if truth.action_admissible:
         parts.append(f"'{action}' is admissible here.")
+        if recipe:
+            parts.append(recipe)
         if changes:
             parts.extend(changes)
         else:
             parts.append("It only observes: nothing in the world changes, and the game answers with text.")
     else:
         parts.append(f"'{action}' is not an admissible command in this state.")
+        if recipe:
+            parts.append(recipe)
         if changes:
             parts.append("The game still carries it out.")
             parts.extend(changes)

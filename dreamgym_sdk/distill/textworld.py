@@ -64,7 +64,11 @@ def collection_policy(mix: PolicyMix, *, seed: int = 0) -> Policy:
     if not members:
         raise ValueError("the policy mix needs a positive weight")
     base: Policy = members[0][0] if len(members) == 1 else MixturePolicy(members, seed=seed)
-    return InvalidActionPolicy(mix.invalid_rate, seed=seed + 3, base=base) if mix.invalid_rate > 0 else base
+    if mix.invalid_rate == 0:
+        return base
+    # the invalid actions a DreamEnv will offer: TextWorld's grammar on the state, minus what the game admits
+    near_misses = textworld_integration().admissible_commands
+    return InvalidActionPolicy(mix.invalid_rate, seed=seed + 3, base=base, near_misses=near_misses)
 
 
 def textworld_tasks(games: Sequence[Any]) -> dict[str, Task]:

@@ -5,7 +5,13 @@ Heavy dependencies (torch, transformers, trl) load only when a backend is create
 
 from dreamgym_sdk.training.base import TrainerBackend, attach_trainer
 from dreamgym_sdk.training.config import BackendConfig, GRPOBackendConfig, LoraSettings, PPOBackendConfig
-from dreamgym_sdk.training.evaluate import EvalReport, evaluate, wilson_interval
+from dreamgym_sdk.training.evaluate import (
+    EvalReport,
+    PairedDifference,
+    evaluate,
+    paired_difference,
+    wilson_interval,
+)
 from dreamgym_sdk.training.grpo import GRPOBackend
 from dreamgym_sdk.training.loop import Budget, Checkpointable, DreamGymTrainer, LoopConfig, iteration_metrics
 from dreamgym_sdk.training.ppo import PPOBackend
@@ -30,6 +36,7 @@ __all__ = [
     "NotOneSequenceError",
     "PPOBackend",
     "PPOBackendConfig",
+    "PairedDifference",
     "TokenSequence",
     "TrainerBackend",
     "attach_trainer",
@@ -38,5 +45,6 @@ __all__ = [
     "gae",
     "group_advantages",
     "iteration_metrics",
+    "paired_difference",
     "wilson_interval",
 ]

@@ -84,6 +84,26 @@ def test_refused_action_keeps_the_state() -> None:
     assert "the reward is 0" in text and "the episode goes on" in text
 
 
+def test_food_steps_say_whether_the_recipe_needs_it() -> None:
+    # The score of a cooking game follows the hidden recipe: the trace names the decision the reward follows.
+    facts = (
+        "base(red apple, ingredient_0)", "cuttable(red apple)", "cookable(carrot)",
+        "in(red apple, fridge)", "in(carrot, fridge)", "at(P, kitchen)",
+    )  # fmt: skip
+    truth = StepGroundTruth(
+        transition_id="x", action_admissible=True, facts_before=facts, facts_after=facts,
+        score_before=0, score_after=0, max_score=3,
+    )  # fmt: skip
+    assert "The recipe does not need the carrot. " in explain_step(_transition("take carrot from fridge"), truth)
+    assert "The recipe needs the red apple. " in explain_step(_transition("eat red apple"), truth)
+    refused = truth.model_copy(update={"action_admissible": False})
+    assert explain_step(_transition("prepare meal"), refused).startswith(
+        "'prepare meal' is not an admissible command in this state. The recipe needs the red apple, which "
+        "the inventory lacks. Nothing changes"
+    )
+    assert "recipe" not in explain_step(_transition("open fridge"), truth)
+
+
 async def test_without_ground_truth_the_trace_comes_from_the_states() -> None:
     t = _transition(
         "take apple",
