@@ -100,6 +100,9 @@ async def train_experience_model(
         k=1,
         history_window=1,
         embedder="hashing",
+        # the synthetic tasks are the training games, whose real transitions ground the model: it learns to
+        # use same-game examples (and when their action differs from the one asked about)
+        exclude="episode",
         ablation_mix={"full": 0.55, "no-history": 0.15, "no-retrieval": 0.15, "no-reasoning": 0.15},
     )
     dataset = await build_dataset(annotated.transitions, tasks=textworld_tasks(games), config=dataset_config)
@@ -138,7 +141,10 @@ async def open_dream_model(
             grounding = await anyio.to_thread.run_sync(read_replay, directory) if card else list(offline)
             await buffer.add(grounding)
         if card is not None:
-            provider_config = ProviderConfig(request_timeout=None, backend_options={"max_batch_size": 64})
+            # A batch costs about the same whatever its size (decoding is per token), and episodes come back
+            # from the policy at different times: waiting a little for them makes batches far fewer.
+            options = {"max_batch_size": 64, "batch_window_s": 0.2}
+            provider_config = ProviderConfig(request_timeout=None, backend_options=options)
             async with open_experience_model(
                 directory,
                 retriever=buffer,

@@ -29,9 +29,12 @@ the others are inferred:
   the ``meal``. Whether it is edible or still needs cooking is hidden: raw vegetables and fruit, cooked
   food and the meal are edible, raw meat, fish, eggs and potatoes are not, burned food never is. In
   custom quests, food is recognised by the last word of its name and is always edible.
-- **Recipe ingredients** are hidden. ``prepare meal`` is listed in the kitchen whenever the player
-  carries food other than the meal. Games made with ``cook=False`` mark the recipe's ingredients as
-  cooked (so ``cook X with Y`` burns them); that is only visible on food that shows a cooking state.
+- **Recipe ingredients** are hidden, but the score counts them: a cooking game scores a point for each
+  ingredient collected (and each preparation done) before the meal can be prepared. So ``prepare meal``
+  is listed in the kitchen when the player carries food other than the meal and the score is above 0
+  (exact for one-ingredient recipes; when the state shows no score, carrying food is enough). Games
+  made with ``cook=False`` mark the recipe's ingredients as cooked (so ``cook X with Y`` burns them);
+  that is only visible on food that shows a cooking state.
 - **Inventory capacity** (games made with ``drop=True``) is hidden: ``take`` is always listed.
 - **Keys** are objects whose name ends in ``key``, ``keycard``, ``latchkey`` or ``passkey``. A key fits
   the lock whose name starts with the same words (``type M latchkey`` opens the ``type M safe``), as
@@ -249,9 +252,15 @@ def _cooking_commands(
             commands.extend(f"cook {item.name} with {source}" for source in heat_sources)
         if "uncut" in states:
             commands.extend(f"{verb} {item.name} with {knife}" for verb in _CUTS for knife in knives)
-    if carries_food and state.location == _COOKING_LOCATION:
+    if carries_food and state.location == _COOKING_LOCATION and _recipe_done(state):
         commands.append("prepare meal")
     return commands
+
+
+def _recipe_done(state: AbstractState) -> bool:
+    """Whether the score allows that the recipe's ingredients are collected: each scores a point, so a
+    score of 0 means none is (``True`` when the state shows no score)."""
+    return state.score is None or not state.max_score or state.score > 0
 
 
 def _furniture(thing: Entity, cooking: bool) -> Literal["container", "supporter"] | None:

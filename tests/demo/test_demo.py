@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from dreamgym_sdk.cli import app
 from dreamgym_sdk.demo import DemoConfig
 from dreamgym_sdk.demo.data import episodes_of
-from dreamgym_sdk.demo.report import plot_results, results_table, summarise
+from dreamgym_sdk.demo.report import compare, differences_table, plot_results, results_table, summarise
 from dreamgym_sdk.training.evaluate import EvalReport, wilson_interval
 from dreamgym_sdk.types import Source, Task, Transition
 
@@ -79,6 +79,18 @@ def test_one_seed_keeps_its_wilson_interval_and_arms_stay_in_order() -> None:
     rows = summarise({"dreamgym": [report(20)], "random": [report(1)]}, {"dreamgym": [0], "random": [0]})
     assert [r.arm for r in rows] == ["random", "dreamgym"]
     assert rows[1].ci95 == wilson_interval(20, 40)
+
+
+def test_the_comparisons_pair_the_same_games_over_seeds() -> None:
+    def on_games(wins: int) -> EvalReport:
+        return report(wins, 10).model_copy(update={"outcomes": {f"g{i}": [i < wins] for i in range(10)}})
+
+    reports = {"sft": [on_games(4), on_games(5)], "dreamgym": [on_games(6), on_games(7)], "real-rl": []}
+    differences = compare(reports)
+    assert list(differences) == ["dreamgym − sft"]  # an arm without reports is left out
+    d = differences["dreamgym − sft"]
+    assert d.tasks == 20 and d.difference == pytest.approx(0.2) and 0 < d.ci95[0] < 0.2 < d.ci95[1]
+    assert differences_table(differences, "greedy").row_count == 1
 
 
 def test_table_and_plot(tmp_path: Path) -> None:

@@ -116,6 +116,14 @@ def test_prepare_meal_needs_the_kitchen_and_food() -> None:
     assert "prepare meal" not in commands("location: pantry\ninventory: carrot (raw, uncut)")
 
 
+def test_prepare_meal_needs_an_ingredient_scored() -> None:
+    # Each ingredient collected scores a point: with a score of 0 the carried food is a distractor, and
+    # the game refuses to prepare the meal.
+    assert "prepare meal" not in commands("location: kitchen\ninventory: carrot (raw, uncut)\nscore: 0/3")
+    assert "prepare meal" in commands("location: kitchen\ninventory: carrot (raw, uncut)\nscore: 1/3")
+    assert "prepare meal" in commands("location: kitchen\ninventory: carrot (raw, uncut)")
+
+
 def test_portable_objects_on_the_floor_can_be_taken_furniture_cannot() -> None:
     got = set(commands("location: kitchen\nobjects: counter, knife, chicken wing, fridge (closed)"))
     assert {"take knife", "take chicken wing"} <= got
