@@ -141,10 +141,7 @@ async def open_dream_model(
             grounding = await anyio.to_thread.run_sync(read_replay, directory) if card else list(offline)
             await buffer.add(grounding)
         if card is not None:
-            # A batch costs about the same whatever its size (decoding is per token), and episodes come back
-            # from the policy at different times: waiting a little for them makes batches far fewer.
-            options = {"max_batch_size": 64, "batch_window_s": 0.2}
-            provider_config = ProviderConfig(request_timeout=None, backend_options=options)
+            provider_config = ProviderConfig(request_timeout=None, backend_options={"max_batch_size": 64})
             async with open_experience_model(
                 directory,
                 retriever=buffer,
