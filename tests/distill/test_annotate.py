@@ -8,6 +8,7 @@ from pathlib import Path
 from distill_helpers import SCRIPT, TWData, needs_textworld
 
 from dreamgym_sdk.distill import (
+    RULES_VERSION,
     AnnotatedData,
     Annotation,
     AnnotationRequest,
@@ -143,7 +144,7 @@ async def test_rule_based_traces_are_faithful_on_a_scripted_episode(tw_data: TWD
     assert data.failed == 0
     assert all(t.reasoning for t in data.transitions)  # a trace for every transition
     assert {a.annotator for a in data.annotations} == {"rules/textworld"}
-    assert {a.prompt_version for a in data.annotations} == {"tw-rules-v1/dense"}
+    assert {a.prompt_version for a in data.annotations} == {f"{RULES_VERSION}/dense"}
     trace = {t.action: t.reasoning for t in data.transitions[: len(SCRIPT)]}
     assert trace["close fridge"].startswith(
         "'close fridge' is admissible here. The fridge was open and becomes closed."
