@@ -67,12 +67,11 @@ async def measure_gap(
     from dreamgym_sdk.distill.metrics import Reference
 
     policy = await load_policy(policy_dir, config, seed)
-    group = 2
     real = await RolloutRunner(real_env_factory(config), policy, max_concurrency=16).run(
-        tasks, group_size=group, seed=seed
+        tasks, group_size=2, seed=seed
     )
     runner = RolloutRunner(dream_envs, policy, max_concurrency=64, skip_errors=(ModelOutputError,))
-    synthetic = await runner.run(tasks, group_size=group, seed=seed)
+    synthetic = await runner.run(tasks, group_size=2, seed=seed)
     references = [Reference(t) for e in real for t in e.transitions]
 
     @contextlib.asynccontextmanager
@@ -87,7 +86,7 @@ async def measure_gap(
     gap = SimRealGap(
         real=real_report,
         synthetic=synthetic_report,
-        synthetic_dropped=len(tasks) * group - len(synthetic),
+        synthetic_dropped=len(runner.failures),
         success_gap=synthetic_report.success_rate - real_report.success_rate,
         length_ratio=synthetic_report.mean_steps / max(real_report.mean_steps, 1e-9),
         reward_agreement=metrics.reward_accuracy,

@@ -155,7 +155,7 @@ def _recipe(facts: Iterable[str]) -> list[str]:
 
 
 def _held(facts: Iterable[str]) -> set[str]:
-    return {a[0] for p, a in _facts(facts) if p == "in" and len(a) == 2 and a[1] == "I"}
+    return {obj for obj, (_, holder) in _placement(_facts(facts)).items() if holder == "I"}
 
 
 def _recipe_sentence(action: str, truth: StepGroundTruth) -> str | None:
