@@ -21,6 +21,7 @@ from dreamgym_sdk.errors import (
     ProviderError,
     ResetNeededError,
     SubscriberOverflowError,
+    UntrainableEpisodeError,
 )
 from dreamgym_sdk.events import (
     EpisodeCompleted,
@@ -46,9 +47,10 @@ from dreamgym_sdk.logging import configure_logging
 from dreamgym_sdk.policies import Policy
 from dreamgym_sdk.rollout import RolloutRunner, group_by_task, run_episode
 from dreamgym_sdk.training import TrainerBackend, attach_trainer
-from dreamgym_sdk.types import Episode, Provenance, Source, StepResult, Task, Transition
+from dreamgym_sdk.types import Action, Episode, Provenance, Sample, Source, StepResult, Task, Transition
 
 __all__ = [
+    "Action",
     "BusClosedError",
     "ConfigError",
     "DreamEnv",
@@ -81,6 +83,7 @@ __all__ = [
     "RecordingEnv",
     "ResetNeededError",
     "RolloutRunner",
+    "Sample",
     "Source",
     "StepResult",
     "SubscriberOverflowError",
@@ -93,6 +96,7 @@ __all__ = [
     "TrainerBackend",
     "Transition",
     "TransitionRecorded",
+    "UntrainableEpisodeError",
     "__version__",
     "attach_trainer",
     "configure_logging",

@@ -16,7 +16,7 @@ from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.errors import EnvClosedError, EpisodeFinishedError, ResetNeededError
 from dreamgym_sdk.events import EpisodeCompleted, EpisodeStarted, TransitionRecorded
 from dreamgym_sdk.experience.base import ExperienceModel, ExperienceRequest
-from dreamgym_sdk.types import Episode, Provenance, Source, StepResult, Task, Transition, new_id
+from dreamgym_sdk.types import Episode, Provenance, Source, StepResult, Task, Transition, new_id, sample_of
 
 __all__ = ["DreamEnv", "Env", "RecordedEnv", "RecordingEnv", "TaskLike"]
 
@@ -343,6 +343,7 @@ class DreamEnv(RecordedEnv):
             success=out.success,
             source=Source.SYNTHETIC,
             provenance=prediction.provenance,
+            sample=sample_of(action),
         )
         await rec.record(transition)
         info = _step_info(transition, prediction.provenance)
@@ -422,6 +423,7 @@ class RecordingEnv(RecordedEnv):
             success=bool(info.get("success", False)),
             source=self.source,
             provenance=provenance,
+            sample=sample_of(action),
         )
         await rec.record(transition)
         return StepResult(

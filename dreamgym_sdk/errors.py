@@ -24,10 +24,15 @@ adapter that calls the library, and keep the original as ``__cause__``::
     │   └── ProviderStatusError        any other non-success HTTP status after retries
     ├── ReplayBufferError              replay buffer faults
     │   └── RecordValidationError      a record failed validation (names the record and field)
-    └── NothingToTrainError            a training iteration played no usable episode
+    ├── NothingToTrainError            a training iteration played no usable episode
+    └── UntrainableEpisodeError        a trainer got an episode it cannot learn from (no samples, stale, ...)
+
+Every error survives pickling with its attributes (a Ray worker's failure reaches the driver as itself).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "BusClosedError",
@@ -51,11 +56,24 @@ __all__ = [
     "ReplayBufferError",
     "ResetNeededError",
     "SubscriberOverflowError",
+    "UntrainableEpisodeError",
 ]
 
 
 class DreamGymError(Exception):
     """Raised for every error the SDK reports on purpose; the root of the tree."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt without calling __init__ (whose keyword-only arguments pickle cannot pass), with the
+        # message arguments and every attribute
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[DreamGymError], args: tuple[Any, ...], state: dict[str, Any]) -> DreamGymError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(DreamGymError, ValueError):
@@ -109,6 +127,22 @@ class SubscriberOverflowError(BusError):
 class NothingToTrainError(DreamGymError):
     """Raised when a training iteration played no usable episode, so no update could happen (e.g. every
     experience-model answer was unusable); ``LoopConfig(allow_idle_iterations=True)`` makes it a warning."""
+
+
+class UntrainableEpisodeError(DreamGymError, ValueError):
+    """Raised by an RL backend given an episode it cannot train on (``skip_untrainable=True`` in the
+    backend's config skips, counts and logs such episodes instead).
+
+    Attributes:
+        episode_id: the episode.
+        reason: a short tag (``no_samples``, ``stale``, ``not_one_sequence``, ...), the key of the backend's
+            ``skipped/<reason>`` metric.
+    """
+
+    def __init__(self, message: str, *, episode_id: str, reason: str) -> None:
+        self.episode_id = episode_id
+        self.reason = reason
+        super().__init__(message)
 
 
 class ExperienceModelError(DreamGymError):

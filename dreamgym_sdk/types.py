@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "Action",
     "Episode",
     "Provenance",
+    "Sample",
     "Source",
     "StepResult",
     "Task",
     "Transition",
     "new_id",
+    "sample_of",
 ]
 
 
@@ -79,6 +82,76 @@ class Provenance(_Frozen):
     """Whether the answer came from a response cache."""
 
 
+class Sample(_Frozen):
+    """How a policy produced an action: what an RL trainer needs to learn from it.
+
+    Recorded by the policy that sampled the action (:class:`~dreamgym_sdk.policies.HFPolicy`, or an
+    :class:`~dreamgym_sdk.policies.LLMPolicy` whose server returns token ids and log-probabilities) and
+    carried by the :class:`Transition` the action became, so it travels wherever the episode goes: the
+    event bus, JSON, the replay buffer, the serve protocol and Ray. A trainer needs nothing else.
+    """
+
+    prompt_ids: tuple[int, ...]
+    """The token ids the model was conditioned on."""
+    completion_ids: tuple[int, ...]
+    """The sampled token ids (ending with the end-of-turn token unless cut at the token limit)."""
+    logprobs: tuple[float, ...]
+    """Log-probability of each completion token under the distribution it was drawn from:
+    ``softmax(logits / temperature)``, renormalised over :attr:`allowed` where that is not empty."""
+    allowed: tuple[tuple[int, ...], ...] = ()
+    """Per completion token, the token ids constrained decoding could choose from (``()`` for a token drawn
+    from the whole vocabulary); empty when decoding was unconstrained."""
+    temperature: float = Field(ge=0)
+    """The sampling temperature (trainers score at the same one)."""
+    policy_version: int = Field(default=0, ge=0)
+    """How many weight updates the sampling policy had received (trainers measure staleness with it)."""
+    finished: bool = True
+    """Whether the completion ended with an end-of-turn token."""
+    text: str = ""
+    """The decoded completion, as the model wrote it (the action may be parsed or snapped from it)."""
+    model: str | None = None
+    """Which model sampled it (a path or model string), for auditing."""
+
+    @model_validator(mode="after")
+    def _aligned(self) -> Sample:
+        if len(self.logprobs) != len(self.completion_ids):
+            raise ValueError("a sample needs one log-probability per completion token")
+        if self.allowed and len(self.allowed) != len(self.completion_ids):
+            raise ValueError("a sample's allowed token ids need one entry per completion token")
+        return self
+
+
+class Action(str):
+    """An action string that carries the :class:`Sample` it was drawn from.
+
+    Policies that record what they sampled return one from ``act``; it is a ``str``, so every env and
+    framework takes it as it is, and recording envs (:class:`~dreamgym_sdk.DreamEnv`,
+    :class:`~dreamgym_sdk.RecordingEnv`, the serve client) store its sample on the transition::
+
+        await env.step(Action("open fridge", sample=sample))  # the transition's .sample is sample
+
+    String operations return plain ``str`` (without the sample).
+    """
+
+    sample: Sample | None
+
+    def __new__(cls, text: str, sample: Sample | None = None) -> Action:
+        action = super().__new__(cls, text)
+        action.sample = sample
+        return action
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Action, (str(self), self.sample))
+
+    def __repr__(self) -> str:
+        return f"Action({str.__repr__(self)}, sample={'...' if self.sample is not None else None})"
+
+
+def sample_of(action: str) -> Sample | None:
+    """The sample an action carries (``None`` for a plain ``str``)."""
+    return action.sample if isinstance(action, Action) else None
+
+
 class Transition(_Frozen):
     """One step of an episode: ``state --action--> next_state`` with its reward."""
 
@@ -99,6 +172,8 @@ class Transition(_Frozen):
     success: bool = False
     source: Source = Source.SYNTHETIC
     provenance: Provenance = Field(default_factory=Provenance)
+    sample: Sample | None = None
+    """How the policy produced :attr:`action`, when it recorded it (what RL backends train on)."""
 
     @property
     def done(self) -> bool:

@@ -17,8 +17,6 @@ from dreamgym_sdk.policies.bc import (
 from dreamgym_sdk.policies.hf import (
     HFPolicy,
     HFPolicyConfig,
-    SampledAction,
-    SampleLedger,
     saved_policy_config,
 )
 from dreamgym_sdk.policies.llm import LLMPolicy, LLMPolicyConfig, parse_action
@@ -33,8 +31,6 @@ __all__ = [
     "LLMPolicyConfig",
     "Policy",
     "RandomPolicy",
-    "SampleLedger",
-    "SampledAction",
     "TinyPolicyConfig",
     "behaviour_clone",
     "build_policy_model",

@@ -13,13 +13,12 @@ unless ``show_admissible=False``; a transcript then depends only on the task, th
 actions, so it can be rebuilt token for token from recorded transitions (what behaviour cloning,
 :func:`~dreamgym_sdk.policies.bc.behaviour_clone`, trains on).
 
-**Recorded samples.** Every action is recorded as a :class:`SampledAction` (prompt token ids, completion
-token ids and the log-probabilities of the completion tokens under the sampling distribution) in
-:attr:`HFPolicy.samples`, keyed by ``(episode_id, step)``: the episode id comes from ``info["episode_id"]``
-(every :class:`~dreamgym_sdk.DreamEnv` and :class:`~dreamgym_sdk.RecordingEnv` reports it) and the step is
-``len(history)``, which is the ``step`` of the transition the action becomes. A backend pops an episode's
-samples when it observes the episode (``policy.samples.pop_episode(episode.id)``). The :class:`Policy`
-protocol is unchanged: ``act`` still returns only the action text.
+**Recorded samples.** ``act`` returns an :class:`~dreamgym_sdk.types.Action`: the action text carrying a
+:class:`~dreamgym_sdk.types.Sample` (prompt token ids, completion token ids, the log-probabilities of the
+completion tokens under the sampling distribution, the policy version). Recording envs store the sample
+on the transition the action becomes, so RL backends train on the episode itself, wherever it was played
+(this process, a Ray worker, a serve client). The :class:`Policy` protocol is unchanged: an ``Action`` is a
+``str``.
 
 **Batching.** Concurrent ``act`` calls are coalesced: one waiting caller takes every queued request, runs
 one left-padded ``model.generate`` call for all of them in a worker thread (``anyio.to_thread.run_sync``),
@@ -52,7 +51,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,20 +59,18 @@ from typing import Any, Literal, cast
 
 import anyio
 import anyio.lowlevel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.policies.llm import parse_action
 from dreamgym_sdk.providers.hf import BatchStats
-from dreamgym_sdk.types import Task, Transition
+from dreamgym_sdk.types import Action, Sample, Task, Transition
 
 __all__ = [
     "POLICY_CONFIG_FILE",
     "HFPolicy",
     "HFPolicyConfig",
-    "SampleLedger",
-    "SampledAction",
     "saved_policy_config",
 ]
 
@@ -126,72 +123,15 @@ class HFPolicyConfig(BaseModel):
     max_batch_size: int = Field(default=32, ge=1)
     """Most ``act`` calls in one ``generate`` call."""
     record_samples: bool = True
-    """Record token ids and log-probabilities of every action (turn off for pure evaluation)."""
-    max_recorded_episodes: int = Field(default=4096, ge=1)
-    """The ledger forgets the oldest episodes beyond this many (episodes no trainer consumes)."""
+    """Attach a :class:`~dreamgym_sdk.types.Sample` to every action (turn off for pure evaluation)."""
 
-
-@dataclass(frozen=True, slots=True)
-class SampledAction:
-    """Exactly what the policy sampled for one action."""
-
-    prompt_ids: tuple[int, ...]
-    """The prompt the model was conditioned on."""
-    completion_ids: tuple[int, ...]
-    """The sampled tokens (ending with the end-of-turn token unless cut at ``max_new_tokens``)."""
-    logprobs: tuple[float, ...]
-    """Log-probability of each completion token under the distribution it was drawn from:
-    ``softmax(logits / temperature)``, renormalised over :attr:`allowed` where that is not empty."""
-    text: str
-    """The decoded completion."""
-    action: str
-    """The action returned to the environment (parsed, possibly snapped to an admissible action)."""
-    temperature: float
-    version: int
-    """:attr:`HFPolicy.version` when the action was sampled (how many weight writes preceded it)."""
-    finished: bool
-    """Whether the completion ended with an end-of-turn token."""
-    allowed: tuple[tuple[int, ...], ...] = ()
-    """Per completion token, the token ids decoding could choose from (the admissible actions' trie);
-    ``()`` for a token drawn from the whole vocabulary. Empty when decoding was unconstrained."""
-
-
-class SampleLedger:
-    """Recorded samples keyed by ``(episode_id, step)``; forgets the oldest episodes beyond a bound.
-
-    Only touched from the event loop (``act`` records after the worker thread returns; backends pop in
-    ``observe``), so it needs no lock.
-    """
-
-    def __init__(self, max_episodes: int = 4096) -> None:
-        self.max_episodes = max_episodes
-        self.evicted = 0
-        """Episodes forgotten because the ledger was full."""
-        self._episodes: OrderedDict[str, dict[int, SampledAction]] = OrderedDict()
-
-    def record(self, episode_id: str, step: int, sample: SampledAction) -> None:
-        """Store the sample of step ``step`` of ``episode_id``."""
-        steps = self._episodes.get(episode_id)
-        if steps is None:
-            steps = self._episodes[episode_id] = {}
-            while len(self._episodes) > self.max_episodes:
-                self._episodes.popitem(last=False)
-                self.evicted += 1
-        steps[step] = sample
-
-    def get(self, episode_id: str, step: int) -> SampledAction | None:
-        """The sample of one step, or ``None``."""
-        return self._episodes.get(episode_id, {}).get(step)
-
-    def pop_episode(self, episode_id: str) -> dict[int, SampledAction]:
-        """Remove and return every sample of an episode (empty if none was recorded)."""
-        return self._episodes.pop(episode_id, {})
-
-    def __len__(self) -> int:
-        return len(self._episodes)
-
-    def __contains__(self, episode_id: object) -> bool:
-        return episode_id in self._episodes
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        # saved before samples moved onto transitions (the policy kept them in a bounded ledger)
+        return {k: v for k, v in cast(dict[str, Any], data).items() if k != "max_recorded_episodes"}
 
 
 @dataclass(eq=False)
@@ -212,7 +152,7 @@ class HFPolicy:
     ```python
     policy = HFPolicy.from_pretrained("path/to/model", HFPolicyConfig(temperature=1.0))
     action = await policy.act(task, observation, history, info)
-    samples = policy.samples.pop_episode(info["episode_id"])
+    sample = sample_of(action)  # what was sampled; a recording env stores it on the transition
     ```
 
     Args:
@@ -226,8 +166,8 @@ class HFPolicy:
         self.model: Any = model
         self.tokenizer: Any = tokenizer
         self.config = config or HFPolicyConfig()
-        self.samples = SampleLedger(self.config.max_recorded_episodes)
-        """Recorded samples, keyed by ``(episode_id, step)``."""
+        self.name: str | None = str(getattr(model.config, "_name_or_path", "") or "") or None
+        """The model's path or hub id (recorded on every sample)."""
         self.stats = BatchStats()
         """Batching statistics: requests, ``generate`` calls and batch sizes."""
         self.weights_lock = threading.Lock()
@@ -364,8 +304,7 @@ class HFPolicy:
     def _transcript_ids(
         self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
     ) -> list[int]:
-        episode_id = info.get("episode_id")
-        previous = self.samples.get(str(episode_id), len(history) - 1) if history and episode_id else None
+        previous = history[-1].sample if history else None
         if previous is not None:  # extend the previous prompt token for token
             ids = [*previous.prompt_ids, *previous.completion_ids]
             if not previous.finished:
@@ -428,21 +367,22 @@ class HFPolicy:
             action = admissible[candidates.index(completion)] if completion in candidates else text.strip()
         else:
             action = parse_action(text, admissible if self.config.snap_to_admissible else ())
-        episode_id = info.get("episode_id")
-        if self.config.record_samples and episode_id:
-            sample = SampledAction(
+        if not self.config.record_samples:
+            return action
+        return Action(
+            action,
+            Sample(
                 prompt_ids=tuple(prompt),
                 completion_ids=tuple(completion),
                 logprobs=tuple(job.logprobs),
-                text=text,
-                action=action,
-                temperature=self.config.temperature,
-                version=self.version,
-                finished=finished,
                 allowed=tuple(job.allowed or ()),
-            )
-            self.samples.record(str(episode_id), len(history), sample)
-        return action
+                temperature=self.config.temperature,
+                policy_version=self.version,
+                finished=finished,
+                text=text,
+                model=self.name,
+            ),
+        )
 
     def _encode(self, text: str) -> list[int]:
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]

@@ -18,7 +18,7 @@ from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.serve._transport import HttpTransport, ReconnectPolicy, Transport, WebSocketTransport
 from dreamgym_sdk.serve.errors import ServeError
 from dreamgym_sdk.serve.protocol import SessionState
-from dreamgym_sdk.types import Provenance, Source, StepResult, Task, Transition, new_id
+from dreamgym_sdk.types import Provenance, Source, StepResult, Task, Transition, new_id, sample_of
 
 if TYPE_CHECKING:
     from dreamgym_sdk.serve.sync import SyncClient
@@ -137,7 +137,11 @@ class Client(RecordedEnv):
     async def step(self, action: str) -> StepResult:
         """Take one step on the server; the transition is recorded here too (same id as the server's)."""
         rec = self._check_can_step()
-        reply = await self._transport.request("step", {"action": action, "request_id": self._request_id()})
+        sample = sample_of(action)
+        data: dict[str, Any] = {"action": str(action), "request_id": self._request_id()}
+        if sample is not None:  # the server's transition carries it too, for trainers on its bus
+            data["sample"] = sample.model_dump(mode="json")
+        reply = await self._transport.request("step", data)
         obs = str(reply["observation"]["text"])
         reward = float(reply["reward"])
         terminated = bool(reply["terminated"])
@@ -155,7 +159,7 @@ class Client(RecordedEnv):
             step=rec.steps,
             environment=rec.task.environment,
             state=rec.state,
-            action=action,
+            action=str(action),
             reasoning=str(info.get("reasoning", "")),
             next_state=obs,
             reward=reward,
@@ -164,6 +168,7 @@ class Client(RecordedEnv):
             success=bool(info.get("success", False)),
             source=_source(info.get("source")),
             provenance=provenance,
+            sample=sample,
         )
         await rec.record(transition)
         return StepResult(obs, reward, terminated, truncated, info)

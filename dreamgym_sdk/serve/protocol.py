@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 from pydantic_core import to_json
 
-from dreamgym_sdk.types import Task
+from dreamgym_sdk.types import Sample, Task
 
 __all__ = [
     "ERROR_STATUS",
@@ -96,6 +96,9 @@ class StepRequest(_Request):
 
     action: str
     """The agent's action."""
+    sample: Sample | None = None
+    """How the agent's policy sampled the action (token ids, log-probabilities, policy version), when it
+    recorded it: stored on the transition, so a trainer on the server's bus can learn from the episode."""
     metadata: dict[str, Any] | None = None
     """Accepted for OpenEnv compatibility (its actions carry ``metadata``) and ignored."""
     request_id: RequestId | None = None

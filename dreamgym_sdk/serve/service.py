@@ -25,7 +25,7 @@ from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.serve.metrics import Metrics
 from dreamgym_sdk.serve.protocol import ResetRequest, StepRequest, WireError
 from dreamgym_sdk.serve.sessions import Session, SessionStore
-from dreamgym_sdk.types import Task
+from dreamgym_sdk.types import Action, Task
 
 __all__ = ["EnvService"]
 
@@ -169,7 +169,7 @@ class EnvService:
             session.busy = True
             started = time.perf_counter()
             try:
-                result = await session.env.step(request.action)
+                result = await session.env.step(Action(request.action, request.sample))
             except Exception as exc:
                 raise self._failure(exc, "step", session) from None
             finally:

@@ -12,11 +12,14 @@ from typing import Any, Generic, TypeVar
 import anyio
 
 from dreamgym_sdk._imports import require
-from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.errors import ConfigError, UntrainableEpisodeError
+from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.hf import HFPolicy
 from dreamgym_sdk.training import _checkpoint as ckpt
 from dreamgym_sdk.training.config import BackendConfig, LoraSettings
-from dreamgym_sdk.types import Episode
+from dreamgym_sdk.types import Episode, Sample
+
+log = get_logger(__name__)
 
 C = TypeVar("C", bound=BackendConfig)
 B = TypeVar("B")
@@ -53,7 +56,43 @@ class PolicyBackend(ABC, Generic[C, B]):
 
     @abstractmethod
     async def observe(self, episode: Episode) -> None:
-        """Buffer one completed episode with the samples the policy recorded for it."""
+        """Buffer one completed episode, trained on through the :class:`Sample` of each transition.
+
+        Raises:
+            UntrainableEpisodeError: the episode cannot be trained on (unless ``skip_untrainable``).
+        """
+
+    def _samples(self, episode: Episode) -> list[Sample] | None:
+        """The samples of the episode's steps, in order; ``None`` when it was skipped as untrainable."""
+        missing = [t.step for t in episode.transitions if t.sample is None]
+        if not episode.transitions or missing:
+            where = f"steps {missing[:5]}" if missing else "the episode has no transitions and"
+            return self._untrainable(
+                episode,
+                "no_samples",
+                f"{where} carry no Sample: play it with a policy that records what it sampled "
+                "(HFPolicy, or an LLMPolicy with logprobs) through a recording env",
+            )
+        samples = [t.sample for t in episode.transitions if t.sample is not None]
+        lag = self.policy.version - min(s.policy_version for s in samples)
+        limit = self.config.max_policy_lag
+        if limit is not None and lag > limit:
+            return self._untrainable(
+                episode, "stale", f"it was sampled {lag} updates ago, above max_policy_lag={limit}"
+            )
+        return samples
+
+    def _untrainable(self, episode: Episode, reason: str, detail: str) -> None:
+        """Raise :class:`UntrainableEpisodeError`, or (with ``skip_untrainable``) count and log the skip."""
+        if not self.config.skip_untrainable:
+            raise UntrainableEpisodeError(
+                f"{type(self).__name__} cannot train on episode {episode.id}: {detail} "
+                "(set skip_untrainable=True in the backend config to skip such episodes)",
+                episode_id=episode.id,
+                reason=reason,
+            )
+        self.skipped[reason] += 1
+        log.warning("episode skipped by the trainer", episode_id=episode.id, reason=reason, detail=detail)
 
     async def update(self) -> dict[str, float] | None:
         """Train on what was observed, in a worker thread; ``None`` when there is nothing to train on.

@@ -41,6 +41,14 @@ class BackendConfig(BaseModel):
     """Seeds the trainer's RNGs when the backend builds its optimizer."""
     lora: LoraSettings | None = None
     """Train LoRA adapters instead of the full model."""
+    skip_untrainable: bool = False
+    """An episode the backend cannot train on (its transitions carry no :class:`~dreamgym_sdk.Sample`, it is
+    too stale, it is not one token sequence) raises :class:`~dreamgym_sdk.UntrainableEpisodeError`;
+    ``True`` skips it instead, with a warning, counted in the update's ``skipped/<reason>`` metrics."""
+    max_policy_lag: int | None = Field(default=None, ge=0)
+    """The most weight updates an episode's samples may lag behind the policy when it is observed (e.g.
+    episodes played by Ray workers holding older weights); staler episodes are untrainable (reason
+    ``stale``). ``None``: no bound. The lag is reported as ``policy_lag`` either way."""
 
 
 class GRPOBackendConfig(BackendConfig):

@@ -19,8 +19,9 @@ weights lock), and read TRL's metrics through ``Trainer.log``. We never call ``t
 owns a dataset sampler, a step budget and a scheduler fixed at the start, none of which fit a stream of
 episodes that arrive while training continues. Consequences, documented rather than hidden:
 
-- Every episode must be one token sequence (a transcript-style :class:`HFPolicy`); others are skipped and
-  counted under ``skipped/not_one_sequence``.
+- Every episode must be one token sequence (a transcript-style :class:`HFPolicy`); others raise
+  :class:`~dreamgym_sdk.UntrainableEpisodeError` (reason ``not_one_sequence``), or with
+  ``skip_untrainable`` are skipped and counted under ``skipped/not_one_sequence``.
 - A group must have exactly ``group_size`` episodes (TRL groups rows in fixed blocks): larger groups are
   split, smaller ones wait up to ``max_group_wait`` updates and are then dropped (``dropped_episodes``).
 - Tokens a policy drew under constrained decoding (:attr:`TokenSequence.allowed`) are scored under the
@@ -84,13 +85,13 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
     ```python
     backend = GRPOBackend(policy, GRPOBackendConfig(group_size=4, learning_rate=1e-5))
     attach_trainer(bus, backend)                 # observe every EpisodeCompleted
-    await runner.run(tasks, group_size=4)        # rollouts record their token ids in policy.samples
+    await runner.run(tasks, group_size=4)        # each transition carries the policy's Sample
     await bus.join()
     metrics = await backend.update()             # one GRPO update, off the event loop
     ```
 
     Args:
-        policy: the policy that produced the episodes (its recorded samples are trained on).
+        policy: the policy trained in place (the episodes' samples must come from its model).
         config: GRPO settings.
         reward: an episode's reward (default: its total reward).
     """
@@ -133,19 +134,21 @@ class GRPOBackend(PolicyBackend[GRPOBackendConfig, list[list[_Rollout]]]):
         return sum(len(g.rollouts) for g in self._groups.values())
 
     async def observe(self, episode: Episode) -> None:
-        """Turn the episode's recorded samples into one sequence and add it to its task's group."""
-        samples = self.policy.samples.pop_episode(episode.id)
-        ordered = [samples.get(t.step) for t in episode.transitions]
-        present = [s for s in ordered if s is not None]
-        if not ordered or len(present) != len(ordered):
-            self.skipped["no_samples"] += 1
+        """Turn the episode's samples into one sequence and add it to its task's group.
+
+        Raises:
+            UntrainableEpisodeError: the episode cannot be trained on (unless ``skip_untrainable``).
+        """
+        samples = self._samples(episode)
+        if samples is None:
             return
         try:
-            sequence = build_episode_sequence(present)
-        except NotOneSequenceError:
-            self.skipped["not_one_sequence"] += 1
+            sequence = build_episode_sequence(samples)
+        except NotOneSequenceError as exc:
+            self._untrainable(episode, "not_one_sequence", str(exc))
             return
-        rollout = _Rollout(episode.id, sequence, float(self.reward(episode)), min(s.version for s in present))
+        version = min(s.policy_version for s in samples)
+        rollout = _Rollout(episode.id, sequence, float(self.reward(episode)), version)
         self._groups.setdefault(episode.task.id, _PendingGroup()).rollouts.append(rollout)
 
     def _take_batch(self) -> list[list[_Rollout]] | None:

@@ -309,8 +309,8 @@ class DreamGymTrainer:
             log.warning(message, iteration=self.iteration + 1, failed_episodes=failed)
             self.totals["idle_iterations"] += 1
         result = await self.backend.update()
-        update = result or {}
-        if episodes and (result is None or update.get("optimizer_steps") == 0.0):
+        update = result if result is not None else {"optimizer_steps": 0.0}  # nothing trained, visibly
+        if episodes and update.get("optimizer_steps") == 0.0:
             log.warning(
                 "update took no optimizer step",
                 iteration=self.iteration + 1,

@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from dreamgym_sdk._imports import require
-from dreamgym_sdk.policies.hf import HFPolicy, SampledAction
+from dreamgym_sdk.policies.hf import HFPolicy
 from dreamgym_sdk.training import _checkpoint as ckpt
 from dreamgym_sdk.training._backend import PolicyBackend, device_of, lora_config
 from dreamgym_sdk.training._scoring import score_tokens
 from dreamgym_sdk.training.config import PPOBackendConfig
 from dreamgym_sdk.training.sequences import gae
-from dreamgym_sdk.types import Episode
+from dreamgym_sdk.types import Episode, Sample
 
 __all__ = ["PPOBackend"]
 
@@ -43,12 +43,12 @@ VALUE_HEAD_FILE = "value_head.safetensors"
 @dataclass(frozen=True, slots=True)
 class _Observed:
     episode: Episode
-    samples: list[SampledAction]
+    samples: list[Sample]
 
 
 @dataclass(slots=True)
 class _Step:
-    sample: SampledAction
+    sample: Sample
     reward: float
     old_value: float = 0.0
     advantage: float = 0.0
@@ -67,7 +67,7 @@ class PPOBackend(PolicyBackend[PPOBackendConfig, list[_Observed]]):
     ```
 
     Args:
-        policy: the policy that produced the episodes (its recorded samples are trained on).
+        policy: the policy trained in place (the episodes' samples must come from its model).
         config: PPO settings.
     """
 
@@ -87,14 +87,14 @@ class PPOBackend(PolicyBackend[PPOBackendConfig, list[_Observed]]):
         return self._value_head
 
     async def observe(self, episode: Episode) -> None:
-        """Buffer the episode with the samples the policy recorded for each of its steps."""
-        samples = self.policy.samples.pop_episode(episode.id)
-        ordered = [samples.get(t.step) for t in episode.transitions]
-        present = [s for s in ordered if s is not None]
-        if not ordered or len(present) != len(ordered):
-            self.skipped["no_samples"] += 1
-            return
-        self._pending.append(_Observed(episode, present))
+        """Buffer the episode with the sample of each of its steps.
+
+        Raises:
+            UntrainableEpisodeError: the episode cannot be trained on (unless ``skip_untrainable``).
+        """
+        samples = self._samples(episode)
+        if samples is not None:
+            self._pending.append(_Observed(episode, samples))
 
     def _take_batch(self) -> list[_Observed] | None:
         batch, self._pending = self._pending, []
@@ -110,7 +110,7 @@ class PPOBackend(PolicyBackend[PPOBackendConfig, list[_Observed]]):
             [_Step(s, t.reward) for s, t in zip(o.samples, o.episode.transitions, strict=True)] for o in batch
         ]
         steps = [step for episode in episodes for step in episode]
-        lag = statistics.fmean(self.policy.version - s.sample.version for s in steps)
+        lag = statistics.fmean(self.policy.version - s.sample.policy_version for s in steps)
         with torch.no_grad():
             for chunk in _chunks(steps, cfg.minibatch_size or len(steps)):
                 scored = self._score(self._module, [s.sample for s in chunk], with_values=True)
@@ -213,7 +213,7 @@ class PPOBackend(PolicyBackend[PPOBackendConfig, list[_Observed]]):
         return out
 
     def _score(
-        self, module: Any, samples: Sequence[SampledAction], *, with_values: bool, with_entropy: bool = False
+        self, module: Any, samples: Sequence[Sample], *, with_values: bool, with_entropy: bool = False
     ) -> _Scored:
         """Log-probs of the completion tokens (temperature-scaled, as sampled), values, entropies."""
         torch = require("torch", extra="train", feature="PPOBackend")
@@ -251,7 +251,7 @@ class PPOBackend(PolicyBackend[PPOBackendConfig, list[_Observed]]):
             values = self._value_head(state).squeeze(-1)
         return _Scored(token_logprobs * mask, mask, values, entropy)
 
-    def _score_reference(self, samples: Sequence[SampledAction]) -> _Scored:
+    def _score_reference(self, samples: Sequence[Sample]) -> _Scored:
         if self._reference is not None:
             return self._score(self._reference, samples, with_values=False)
         with self._module.disable_adapter():  # LoRA: the base model is the reference

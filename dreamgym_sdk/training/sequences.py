@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dreamgym_sdk.errors import DreamGymError
-from dreamgym_sdk.policies.hf import SampledAction
+from dreamgym_sdk.types import Sample
 
 __all__ = [
     "NotOneSequenceError",
@@ -66,7 +66,7 @@ class TokenSequence:
         return len(self.env_mask) - sum(self.env_mask)
 
 
-def build_episode_sequence(samples: Sequence[SampledAction]) -> TokenSequence:
+def build_episode_sequence(samples: Sequence[Sample]) -> TokenSequence:
     """Merge the samples of an episode's steps (in step order) into one sequence with its ``env_mask``.
 
     Raises:
@@ -104,12 +104,8 @@ def build_episode_sequence(samples: Sequence[SampledAction]) -> TokenSequence:
     return TokenSequence(prompt, completion, logprobs, mask, len(samples), allowed if constrained else None)
 
 
-def _allowed_of(sample: SampledAction) -> list[tuple[int, ...]]:
-    if not sample.allowed:
-        return [()] * len(sample.completion_ids)
-    if len(sample.allowed) != len(sample.completion_ids):
-        raise ValueError("a sample's allowed token ids must have one entry per completion token")
-    return list(sample.allowed)
+def _allowed_of(sample: Sample) -> list[tuple[int, ...]]:
+    return list(sample.allowed) if sample.allowed else [()] * len(sample.completion_ids)
 
 
 def group_advantages(rewards: Sequence[float], *, scale: bool = True, eps: float = 1e-4) -> list[float]:

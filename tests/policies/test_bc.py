@@ -31,6 +31,7 @@ from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.rollout import run_episode
 from dreamgym_sdk.testing import FunctionExperienceModel, ScriptedPolicy
 from dreamgym_sdk.training.sequences import build_episode_sequence
+from dreamgym_sdk.types import sample_of
 
 # A tiny house: every task starts in the kitchen, so the first action depends on the task alone.
 ROOMS = {
@@ -154,8 +155,7 @@ async def test_demonstration_is_what_act_records(model_path: Path, task: Task) -
     route = iter(ROUTES[task.id])
     episode = await run_episode(env(), _Steered(policy, route), task)
     assert [t.action for t in episode.transitions] == ROUTES[task.id]
-    samples = policy.samples.pop_episode(episode.id)
-    recorded = build_episode_sequence([samples[i] for i in sorted(samples)])
+    recorded = build_episode_sequence([t.sample for t in episode.transitions if t.sample is not None])
 
     demo = demonstration(policy, episode)
 
@@ -236,8 +236,7 @@ async def test_show_admissible_false_leaves_the_list_out_of_the_prompt(model_pat
     for shown in (True, False):
         policy = HFPolicy.from_pretrained(model_path, HFPolicyConfig(show_admissible=shown, max_new_tokens=4))
         info = {"episode_id": "e", "admissible_commands": ["take book", "read book"]}
-        await policy.act(TASKS[0], ROOMS["kitchen"], [], info)
-        sample = policy.samples.get("e", 0)
+        sample = sample_of(await policy.act(TASKS[0], ROOMS["kitchen"], [], info))
         assert sample is not None
         prompts[shown] = policy.tokenizer.decode(sample.prompt_ids)
     assert "Admissible actions: take book; read book" in prompts[True]

@@ -20,6 +20,7 @@ from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
 from dreamgym_sdk.rollout import run_episode
 from dreamgym_sdk.testing import FunctionExperienceModel
 from dreamgym_sdk.training.sequences import build_episode_sequence
+from dreamgym_sdk.types import Action, Sample, sample_of
 
 ACTIONS = ["open door", "take key", "go north", "eat apple"]
 TASK = Task(instruction="leave the room", id="leave")
@@ -54,15 +55,14 @@ def reference_logprobs(policy: HFPolicy, prompt: list[int], completion: list[int
 async def test_act_records_exactly_what_was_sampled(model_path: Path) -> None:
     policy = make(model_path, temperature=0.8)
     action = await policy.act(TASK, "a room with a door", [], info())
-    sample = policy.samples.get("ep", 0)
-    assert sample is not None
-    assert sample.action == action and action in ACTIONS  # free text snapped to an admissible action
+    sample = sample_of(action)
+    assert isinstance(action, Action) and sample is not None
+    assert action in ACTIONS  # free text snapped to an admissible action
     assert len(sample.logprobs) == len(sample.completion_ids) > 0
-    assert sample.version == 0 and sample.temperature == 0.8
+    assert sample.policy_version == 0 and sample.temperature == 0.8 and sample.model == str(model_path)
     expected = reference_logprobs(policy, list(sample.prompt_ids), list(sample.completion_ids))
     assert sample.logprobs == pytest.approx(expected, abs=1e-4)
-    assert policy.samples.pop_episode("ep") == {0: sample}
-    assert policy.samples.get("ep", 0) is None
+    assert Sample.model_validate_json(sample.model_dump_json()) == sample
 
 
 async def test_concurrent_acts_run_as_one_batch(model_path: Path) -> None:
@@ -77,7 +77,7 @@ async def test_concurrent_acts_run_as_one_batch(model_path: Path) -> None:
             tg.start_soon(one, i)
     assert len(results) == 6
     assert policy.stats.batches == 1 and policy.stats.max_batch_size == 6 and policy.stats.requests == 6
-    assert all(policy.samples.get(f"ep{i}", 0) is not None for i in range(6))
+    assert all(sample_of(action) is not None for action in results.values())
 
 
 async def test_batch_size_is_capped(model_path: Path) -> None:
@@ -96,14 +96,14 @@ async def test_transcript_prompts_extend_each_other(model_path: Path) -> None:
 
     env = DreamEnv(FunctionExperienceModel(world, initial_state="a room with a door"), max_steps=5)
     episode = await run_episode(env, policy, TASK)
-    samples = policy.samples.pop_episode(episode.id)
-    assert sorted(samples) == [0, 1, 2]
+    samples = [t.sample for t in episode.transitions if t.sample is not None]
+    assert len(samples) == len(episode) == 3
     for step in (1, 2):
         before, now = samples[step - 1], samples[step]
         assert now.prompt_ids[: len(before.prompt_ids) + len(before.completion_ids)] == (
             before.prompt_ids + before.completion_ids
         )
-    sequence = build_episode_sequence([samples[i] for i in range(3)])
+    sequence = build_episode_sequence(samples)
     inserted = [t for t, m in zip(sequence.completion_ids, sequence.env_mask, strict=True) if m == 0]
     text = policy.tokenizer.decode(inserted)
     assert "room after 0" in text and "room after 1" in text and "room after 2" not in text
@@ -117,7 +117,7 @@ async def test_window_prompt_shows_recent_history(model_path: Path) -> None:
 
     env = DreamEnv(FunctionExperienceModel(world, initial_state="state 0"), max_steps=5)
     episode = await run_episode(env, policy, TASK)
-    last = policy.samples.get(episode.id, 2)
+    last = episode.transitions[2].sample
     assert last is not None
     prompt = policy.tokenizer.decode(last.prompt_ids)
     assert "1 earlier step(s) omitted" in prompt and "Step 1: action:" in prompt and "state 2" in prompt
@@ -129,7 +129,7 @@ async def test_constrained_decoding_returns_admissible_token_paths(model_path: P
     seen: set[str] = set()
     for i in range(12):
         action = await policy.act(TASK, "room", [], info(f"e{i}", admissible))
-        sample = policy.samples.get(f"e{i}", 0)
+        sample = sample_of(action)
         assert sample is not None and action in admissible
         expected = policy.tokenizer(action, add_special_tokens=False)["input_ids"] + [policy.eos_ids[0]]
         assert list(sample.completion_ids) == expected
@@ -141,7 +141,7 @@ async def test_configured_actions_stand_in_for_missing_admissible_commands(model
     policy = make(model_path, constrain_to_admissible=True, actions=("open door", "wait"))
     action = await policy.act(TASK, "room", [], {"episode_id": "e"})
     assert action in ("open door", "wait")
-    sample = policy.samples.get("e", 0)
+    sample = sample_of(action)
     assert sample is not None and "Admissible actions: open door; wait" in policy.tokenizer.decode(
         sample.prompt_ids
     )
@@ -151,8 +151,7 @@ async def test_same_seed_same_actions(model_path: Path) -> None:
     async def play(policy: HFPolicy) -> list[tuple[int, ...]]:
         out: list[tuple[int, ...]] = []
         for i in range(4):
-            await policy.act(TASK, f"room {i}", [], info(f"e{i}"))
-            sample = policy.samples.get(f"e{i}", 0)
+            sample = sample_of(await policy.act(TASK, f"room {i}", [], info(f"e{i}")))
             assert sample is not None
             out.append(sample.completion_ids)
         return out
@@ -160,33 +159,27 @@ async def test_same_seed_same_actions(model_path: Path) -> None:
     assert await play(make(model_path, seed=3)) == await play(make(model_path, seed=3))
 
 
-async def test_no_episode_id_no_record_and_recording_can_be_off(model_path: Path) -> None:
-    policy = make(model_path)
-    await policy.act(TASK, "room", [], {})
-    assert len(policy.samples) == 0
-    quiet = make(model_path, record_samples=False)
-    await quiet.act(TASK, "room", [], info())
-    assert len(quiet.samples) == 0
+async def test_recording_can_be_off(model_path: Path) -> None:
+    assert sample_of(await make(model_path).act(TASK, "room", [], {})) is not None  # no episode id needed
+    quiet = await make(model_path, record_samples=False).act(TASK, "room", [], info())
+    assert type(quiet) is str
 
 
-async def test_ledger_forgets_oldest_episodes(model_path: Path) -> None:
-    policy = make(model_path, max_recorded_episodes=2)
-    for i in range(3):
-        await policy.act(TASK, "room", [], info(f"e{i}"))
-    assert "e0" not in policy.samples and "e2" in policy.samples and policy.samples.evicted == 1
+def test_configs_saved_with_a_sample_ledger_still_load() -> None:
+    assert HFPolicyConfig.model_validate({"max_recorded_episodes": 2}) == HFPolicyConfig()
 
 
 async def test_greedy_decoding_ignores_the_seed(model_path: Path) -> None:
     a, b = make(model_path, temperature=0.0, seed=1), make(model_path, temperature=0.0, seed=2)
-    assert await a.act(TASK, "room", [], info("x")) == await b.act(TASK, "room", [], info("x"))
-    sa, sb = a.samples.get("x", 0), b.samples.get("x", 0)
+    xa, xb = await a.act(TASK, "room", [], info("x")), await b.act(TASK, "room", [], info("x"))
+    assert xa == xb
+    sa, sb = sample_of(xa), sample_of(xb)
     assert sa is not None and sb is not None and sa.completion_ids == sb.completion_ids
 
 
 async def test_long_transcripts_fall_back_to_a_window_prompt(model_path: Path) -> None:
     policy = make(model_path, max_prompt_tokens=8)
-    await policy.act(TASK, "a room with a door", [], info())
-    sample = policy.samples.get("ep", 0)
+    sample = sample_of(await policy.act(TASK, "a room with a door", [], info()))
     assert sample is not None and "Your action:" in policy.tokenizer.decode(sample.prompt_ids)
 
 
@@ -222,7 +215,7 @@ async def test_constrained_log_probs_are_those_of_the_renormalised_distribution(
     policy = make(model_path, constrain_to_admissible=True, temperature=1.0)
     admissible = ["go north", "go south", "open door"]
     action = await policy.act(TASK, "room", [], info("e", admissible))
-    sample = policy.samples.get("e", 0)
+    sample = sample_of(action)
     assert sample is not None and action in admissible
     ids = torch.tensor([[*sample.prompt_ids, *sample.completion_ids]])
     with torch.no_grad():

@@ -73,5 +73,4 @@ async def test_grpo_updates_through_the_bus_raise_the_target_action(
     assert sum(m["optimizer_steps"] for m in updates) >= 1
     assert all(m["episodes"] == 8 for m in updates)
     assert target_probability(policy, tasks[0]) > before + 0.05
-    assert len(policy.samples) == 0  # the backend consumed every recorded episode
     backend.close()

@@ -16,10 +16,11 @@ pytest.importorskip("trl", reason="GRPOBackend needs the train extra (trl)")
 import torch
 
 from dreamgym_sdk import Episode, Task
-from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.errors import ConfigError, UntrainableEpisodeError
 from dreamgym_sdk.testing import ScriptedPolicy
 from dreamgym_sdk.training.config import GRPOBackendConfig, LoraSettings
 from dreamgym_sdk.training.grpo import GRPOBackend
+from dreamgym_sdk.types import sample_of
 
 PolicyFactory = Callable[..., Any]
 Rollout = Callable[..., Any]
@@ -44,7 +45,7 @@ async def test_trl_grpo_update_changes_weights_and_records_metrics(
     policy = make_policy()
     backend = GRPOBackend(policy, GRPOBackendConfig(group_size=4, learning_rate=1e-2), reward=alternating)
     episodes = await rollout(policy, make_tasks(2), 4)
-    sampled = [policy.samples.get(e.id, t.step) for e in episodes for t in e.transitions]
+    sampled = [t.sample for e in episodes for t in e.transitions]
     policy_tokens = sum(len(s.completion_ids) for s in sampled if s is not None)
     decisions = sum(len(a) > 1 for s in sampled if s is not None for a in s.allowed)
     for episode in episodes:
@@ -133,25 +134,50 @@ async def test_groups_are_split_waited_for_and_dropped(
     assert backend.pending_episodes == 0 and backend.dropped_episodes == 1
 
 
-async def test_episodes_without_recorded_samples_are_skipped(
+async def test_episodes_without_samples_raise_unless_skipping_is_asked_for(
     make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
 ) -> None:
     policy = make_policy()
-    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=2))
-    await rollout(ScriptedPolicy(["take key", "go north"]), make_tasks(1), 2, observe=backend.observe)
-    assert backend.skipped["no_samples"] == 2 and backend.pending_episodes == 0
-    assert await backend.update() is None
+    episodes = await rollout(ScriptedPolicy(["take key", "go north"]), make_tasks(1), 2)
+    strict = GRPOBackend(policy, GRPOBackendConfig(group_size=2))
+    with pytest.raises(UntrainableEpisodeError, match="carry no Sample") as raised:
+        await strict.observe(episodes[0])
+    assert raised.value.reason == "no_samples" and raised.value.episode_id == episodes[0].id
+    lenient = GRPOBackend(policy, GRPOBackendConfig(group_size=2, skip_untrainable=True))
+    for episode in episodes:
+        await lenient.observe(episode)
+    assert lenient.skipped["no_samples"] == 2 and lenient.pending_episodes == 0
+    assert await lenient.update() is None
 
 
 async def test_window_prompts_cannot_be_one_sequence(
     make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
 ) -> None:
     policy = make_policy(prompt_style="window")
-    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=2), reward=alternating)
+    config = GRPOBackendConfig(group_size=2, skip_untrainable=True)
+    backend = GRPOBackend(policy, config, reward=alternating)
     episodes = await rollout(policy, make_tasks(1), 2, observe=backend.observe)
     multi_step = sum(len(e) > 1 for e in episodes)
     assert backend.skipped["not_one_sequence"] == multi_step
     assert backend.pending_episodes == len(episodes) - multi_step
+    if multi_step:
+        with pytest.raises(UntrainableEpisodeError, match="does not extend"):
+            await GRPOBackend(policy, GRPOBackendConfig(group_size=2)).observe(
+                next(e for e in episodes if len(e) > 1)
+            )
+
+
+async def test_stale_episodes_are_untrainable_beyond_max_policy_lag(
+    make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
+) -> None:
+    policy = make_policy()
+    episodes = await rollout(policy, make_tasks(1), 2)
+    policy.version += 3  # three weight updates since the episodes were played
+    backend = GRPOBackend(policy, GRPOBackendConfig(group_size=2, max_policy_lag=2))
+    with pytest.raises(UntrainableEpisodeError, match="3 updates ago") as raised:
+        await backend.observe(episodes[0])
+    assert raised.value.reason == "stale"
+    await GRPOBackend(policy, GRPOBackendConfig(group_size=2, max_policy_lag=3)).observe(episodes[0])
 
 
 async def test_lora_adapters_are_trained_with_kl_and_checkpointed(
@@ -194,7 +220,7 @@ async def test_training_runs_off_the_event_loop(
     backend = Probe(policy, GRPOBackendConfig(group_size=2, learning_rate=1e-2), reward=alternating)
     await rollout(policy, make_tasks(1), 2, observe=backend.observe)
     assert await backend.update() is not None
-    assert backend.acted_during_training is not None and policy.samples.get("probe", 0) is not None
+    assert sample_of(backend.acted_during_training or "") is not None
     backend.close()
 
 

@@ -116,7 +116,7 @@ async def test_ppo_learns_the_winning_order(model_dir: Path) -> None:
 async def test_constrained_samples_record_the_distribution_they_were_drawn_from(model_dir: Path) -> None:
     policy = make_policy(model_dir)
     episodes = await play(policy, 16)
-    samples = [policy.samples.get(e.id, t.step) for e in episodes for t in e.transitions]
+    samples = [t.sample for e in episodes for t in e.transitions]
     forced = chosen = 0
     for sample in samples:
         assert sample is not None and len(sample.allowed) == len(sample.completion_ids)
@@ -169,7 +169,7 @@ async def test_ppo_scores_actions_under_the_sampling_distribution(model_dir: Pat
     policy = make_policy(model_dir)
     backend = PPOBackend(policy, PPOBackendConfig())
     episodes = await play(policy, 8)
-    samples = [s for e in episodes for s in policy.samples.pop_episode(e.id).values()]
+    samples = [t.sample for e in episodes for t in e.transitions if t.sample is not None]
     with torch.no_grad():
         scored = backend._score(policy.model, samples, with_values=False)  # pyright: ignore[reportPrivateUsage]
     for row, sample in zip(scored.logprobs, samples, strict=True):
@@ -180,8 +180,7 @@ def test_a_sequence_carries_what_decoding_allowed(model_dir: Path) -> None:
     async def main() -> None:
         policy = make_policy(model_dir)
         (episode, *_) = await play(policy, 8)
-        samples = policy.samples.pop_episode(episode.id)
-        sequence = build_episode_sequence([samples[t.step] for t in episode.transitions])
+        sequence = build_episode_sequence([t.sample for t in episode.transitions if t.sample is not None])
         assert sequence.allowed is not None and len(sequence.allowed) == len(sequence.completion_ids)
         for allowed, m in zip(sequence.allowed, sequence.env_mask, strict=True):
             assert bool(allowed) == bool(m)  # every action token was constrained, no inserted token was
@@ -205,7 +204,7 @@ async def test_grpo_trains_constrained_and_free_episodes_in_one_update(model_dir
     ]
     runner = RolloutRunner(lambda group: DreamEnv(WORLD, max_steps=1, admissible=admissible), policy)
     episodes = await runner.run(tasks, group_size=4, seed=0)
-    first = {e.task.id: policy.samples.get(e.id, 0) for e in episodes}
+    first = {e.task.id: e.transitions[0].sample for e in episodes}
     assert first["free"] is not None and not first["free"].allowed
     assert first["constrained"] is not None and first["constrained"].allowed
     backend = GRPOBackend(

@@ -11,7 +11,7 @@ pytest.importorskip("torch", reason="PPOBackend needs the train extra (torch)")
 
 import torch
 
-from dreamgym_sdk import Task
+from dreamgym_sdk import Task, UntrainableEpisodeError
 from dreamgym_sdk.testing import ScriptedPolicy
 from dreamgym_sdk.training.config import LoraSettings, PPOBackendConfig
 from dreamgym_sdk.training.ppo import PPOBackend
@@ -66,10 +66,15 @@ async def test_ppo_with_lora_trains_only_the_adapters(
     assert all(torch.equal(base[k], frozen[k]) for k in base)
 
 
-async def test_ppo_skips_episodes_without_samples(
+async def test_ppo_rejects_episodes_without_samples_unless_skipping(
     make_policy: PolicyFactory, rollout: Rollout, make_tasks: Callable[[int], list[Task]]
 ) -> None:
-    backend = PPOBackend(make_policy())
-    await rollout(ScriptedPolicy(["take key", "go north"]), make_tasks(1), 2, observe=backend.observe)
+    policy = make_policy()
+    episodes = await rollout(ScriptedPolicy(["take key", "go north"]), make_tasks(1), 2)
+    with pytest.raises(UntrainableEpisodeError, match="carry no Sample"):
+        await PPOBackend(policy).observe(episodes[0])
+    backend = PPOBackend(policy, PPOBackendConfig(skip_untrainable=True))
+    for episode in episodes:
+        await backend.observe(episode)
     assert backend.skipped["no_samples"] == 2
     assert await backend.update() is None

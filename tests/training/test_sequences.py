@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from dreamgym_sdk.policies.hf import SampledAction
 from dreamgym_sdk.training.sequences import (
     NotOneSequenceError,
     build_episode_sequence,
     gae,
     group_advantages,
 )
+from dreamgym_sdk.types import Sample
 
 
-def sample(prompt: list[int], completion: list[int], *, logprob: float = -0.5) -> SampledAction:
-    return SampledAction(
+def sample(prompt: list[int], completion: list[int], *, logprob: float = -0.5) -> Sample:
+    return Sample(
         prompt_ids=tuple(prompt),
         completion_ids=tuple(completion),
         logprobs=tuple(logprob for _ in completion),
-        text="",
-        action="",
         temperature=1.0,
-        version=0,
-        finished=True,
     )
 
 
