@@ -12,7 +12,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dreamgym_sdk._imports import require
-from dreamgym_sdk.replay._records import TRANSITION_COLUMNS, content_hash, hash_parts, transition_from_row
+from dreamgym_sdk.replay._records import (
+    TRANSITION_COLUMNS,
+    content_hash,
+    hash_parts,
+    sample_json,
+    transition_from_row,
+)
 from dreamgym_sdk.types import Transition
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "VECTOR",
     "checked_table",
     "pyarrow",
+    "sample_field",
     "transitions_from_arrow",
     "transitions_schema",
     "transitions_to_arrow",
@@ -36,7 +43,13 @@ column instead of twenty-two, which is several times faster on a large table."""
 EMBEDDER_KEY = b"dreamgym.embedder"
 """Schema metadata key holding the name of the embedder that made the vectors."""
 SCHEMA_VERSION_KEY = b"dreamgym.schema_version"
-SCHEMA_VERSION = b"2"
+SCHEMA_VERSION = b"3"
+"""3 added the ``sample`` column; tables of version 2 get it (all null) when opened."""
+
+
+def sample_field() -> Any:
+    """The ``sample`` column: the policy's sample as JSON, null when the transition has none."""
+    return pyarrow().field("sample", pyarrow().string())
 
 
 def pyarrow() -> Any:
@@ -71,6 +84,7 @@ def transitions_schema(dim: int | None, embedder: str | None = None) -> Any:
         pa_.field("provenance_latency_s", pa_.float64()),
         pa_.field("provenance_cost_usd", pa_.float64()),
         pa_.field("provenance_cached", pa_.bool_()),
+        sample_field(),
         pa_.field("content_hash", pa_.string(), nullable=False),
         pa_.field("added_at", pa_.float64(), nullable=False),
         pa_.field(RECORD, pa_.string(), nullable=False),
@@ -113,14 +127,15 @@ def transitions_to_arrow(
     columns["content_hash"] = list(
         map(hash_parts, columns["environment"], columns["state"], columns["action"], columns["next_state"])
     )
+    columns["sample"] = list(map(sample_json, transitions))
     columns["added_at"] = [time.time()] * n
     if schema.get_field_index(RECORD) >= 0:
         columns[RECORD] = [t.model_dump_json() for t in transitions]
-    arrays: list[Any] = [pa_.array(columns[f.name], type=f.type) for f in schema if f.name != VECTOR]
     if schema.get_field_index(VECTOR) >= 0:
         if vectors is None:
             raise ValueError("this schema needs vectors")
-        arrays.append(vector_array(vectors, schema.field(VECTOR).type.list_size))
+        columns[VECTOR] = vector_array(vectors, schema.field(VECTOR).type.list_size)
+    arrays = [columns[f.name] if f.name == VECTOR else pa_.array(columns[f.name], type=f.type) for f in schema]
     return pa_.Table.from_arrays(arrays, schema=schema)
 
 
@@ -181,7 +196,11 @@ def _table_via_json(transitions: Sequence[Transition], schema: Any) -> Any:
     lines = [t.model_dump_json() for t in transitions]
     provenance = [f for f in schema if f.name.startswith("provenance_")]
     json_schema = pa_.schema(
-        [schema.field(name) for name in TRANSITION_COLUMNS if not name.startswith("provenance_")]
+        [
+            schema.field(name)
+            for name in TRANSITION_COLUMNS
+            if not name.startswith("provenance_") and name != "sample"  # an object in the JSON
+        ]
         + [
             pa_.field(
                 "provenance",
@@ -209,6 +228,8 @@ def _table_via_json(transitions: Sequence[Transition], schema: Any) -> Any:
             arrays.append(pa_.array(np.full(len(lines), time.time()), type=f.type))
         elif f.name == RECORD:
             arrays.append(pa_.array(lines, type=f.type))
+        elif f.name == "sample":
+            arrays.append(pa_.array(list(map(sample_json, transitions)), type=f.type))
         else:
             arrays.append(parsed.column(f.name))
     return pa_.Table.from_arrays(arrays, schema=schema)

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from dreamgym_sdk.errors import RecordValidationError
-from dreamgym_sdk.types import Provenance, Source, Transition
+from dreamgym_sdk.types import Provenance, Sample, Source, Transition
 
 __all__ = [
     "TRANSITION_COLUMNS",
     "content_hash",
     "dedupe_by_id",
     "embedding_text",
+    "sample_json",
     "sql_filter",
     "transition_from_row",
     "transition_to_row",
@@ -47,8 +48,10 @@ TRANSITION_COLUMNS: tuple[str, ...] = (
     "provenance_latency_s",
     "provenance_cost_usd",
     "provenance_cached",
+    "sample",
 )
-"""The stored columns that hold a :class:`Transition` (provenance flattened with a ``provenance_`` prefix)."""
+"""The stored columns that hold a :class:`Transition` (provenance flattened with a ``provenance_`` prefix;
+``sample``: the policy's :class:`~dreamgym_sdk.types.Sample` as JSON, or null)."""
 
 
 def embedding_text(state: str, action: str) -> str:
@@ -164,7 +167,13 @@ def transition_to_row(t: Transition) -> dict[str, Any]:
         "provenance_latency_s": p.latency_s,
         "provenance_cost_usd": p.cost_usd,
         "provenance_cached": p.cached,
+        "sample": sample_json(t),
     }
+
+
+def sample_json(t: Transition) -> str | None:
+    """The ``sample`` column's value: the transition's sample as JSON, or ``None``."""
+    return None if t.sample is None else t.sample.model_dump_json()
 
 
 def transition_from_row(row: dict[str, Any]) -> Transition:
@@ -195,6 +204,7 @@ def transition_from_row(row: dict[str, Any]) -> Transition:
         success=row["success"],
         source=Source(row["source"]),
         provenance=provenance,
+        sample=Sample.model_validate_json(row["sample"]) if row.get("sample") else None,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,9 @@ def _pyarrow() -> Any:
 def _row_to_record(row: dict[str, Any]) -> dict[str, Any]:
     """A flat row (``provenance_*`` columns) as a nested transition record; other columns are dropped."""
     record = {k: v for k, v in row.items() if k in TRANSITION_COLUMNS and not k.startswith("provenance_")}
+    sample = record.pop("sample", None)
+    if sample is not None:  # stored as JSON text in flat files
+        record["sample"] = json.loads(sample) if isinstance(sample, str) else sample
     provenance = {k.removeprefix("provenance_"): v for k, v in row.items() if k.startswith("provenance_")}
     provenance = {k: v for k, v in provenance.items() if v is not None}
     if "retrieved_ids" in provenance:

@@ -33,6 +33,7 @@ from dreamgym_sdk.replay._arrow import (
     VECTOR,
     checked_table,
     pyarrow,
+    sample_field,
     transitions_from_arrow,
     transitions_schema,
     transitions_to_arrow,
@@ -273,6 +274,8 @@ class LanceDBReplayBuffer:
             table = await db.create_table(cfg.table, schema=schema, exist_ok=True)
         self._table = table
         self._check_schema(await table.schema())
+        if "sample" not in (await table.schema()).names:  # schema version 2: add the column, all null
+            await table.add_columns(sample_field())
         self._schema = await table.schema()
         pa_ = pyarrow()
         names: list[str] = self._schema.names
@@ -394,7 +397,7 @@ class LanceDBReplayBuffer:
             await self._writer.submit(_WriteJob(ids, transitions=batch, vectors=vectors))
             return
         data = data.append_column(self._schema.field(VECTOR), vector_array(vectors, self.embedder.dim))
-        await self._writer.submit(_WriteJob(ids, data=data))
+        await self._writer.submit(_WriteJob(ids, data=data.select(self._schema.names)))
 
     async def _write(self, jobs: list[_WriteJob]) -> list[None]:
         """The writer task's batch: drop ids already stored, then append everything in one write."""

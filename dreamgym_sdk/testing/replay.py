@@ -12,7 +12,7 @@ import anyio
 from dreamgym_sdk.errors import ConformanceError, RecordValidationError
 from dreamgym_sdk.replay._records import content_hash
 from dreamgym_sdk.replay.base import ReplayBuffer, SearchHit
-from dreamgym_sdk.types import Provenance, Source, Transition
+from dreamgym_sdk.types import Provenance, Sample, Source, Transition
 
 __all__ = ["check_replay_buffer", "sample_transitions"]
 
@@ -31,7 +31,8 @@ def _expect(condition: bool, message: str) -> None:
 
 def sample_transitions() -> list[Transition]:
     """Twelve transitions exercising every field: two environments (one name with a quote), three tasks,
-    real and synthetic, full provenance, unicode and multi-line text."""
+    real and synthetic, full provenance, policy samples (constrained and free decoding) on half of them,
+    unicode and multi-line text."""
     out: list[Transition] = []
     rooms = ["kitchen", "garden", "cellar", "attic", "library", "garage"]
     for i in range(12):
@@ -65,9 +66,25 @@ def sample_transitions() -> list[Transition]:
                     cost_usd=0.0001 * i if source is Source.SYNTHETIC else None,
                     cached=i % 5 == 0,
                 ),
+                sample=None if i % 2 else _sample(i),
             )
         )
     return out
+
+
+def _sample(i: int) -> Sample:
+    completion = (40 + i, 41 + i, 2)
+    return Sample(
+        prompt_ids=tuple(range(1, 9 + i)),
+        completion_ids=completion,
+        logprobs=(-0.25 - i / 10, 0.0, -1e-3),
+        allowed=((40 + i, 7), (41 + i,), (2,)) if i % 4 == 0 else (),
+        temperature=1.0,
+        policy_version=i,
+        finished=True,
+        text=f"take key {i}",
+        model="tiny-policy",
+    )
 
 
 async def _make(factory: BufferFactory) -> ReplayBuffer:

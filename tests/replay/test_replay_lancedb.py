@@ -14,6 +14,7 @@ from replay_helpers import transition
 from dreamgym_sdk.embeddings import CachedEmbedder, HashingEmbedder
 from dreamgym_sdk.errors import ConfigError, RecordValidationError, ReplayBufferError
 from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig, embedding_text
+from dreamgym_sdk.testing.replay import sample_transitions
 from dreamgym_sdk.types import Provenance, Source, Transition
 
 
@@ -45,6 +46,24 @@ async def test_every_field_survives_closing_and_reopening(tmp_path: Path, hashin
     async with LanceDBReplayBuffer(tmp_path / "db", embedder=hashing) as buffer:
         assert await buffer.get([rich.id, plain.id]) == [rich, plain]
         assert await buffer.count() == 2
+
+
+async def test_a_table_from_before_samples_gains_the_column_and_keeps_its_rows(
+    tmp_path: Path, hashing: HashingEmbedder
+) -> None:
+    import lancedb
+
+    old = transition(1)
+    async with LanceDBReplayBuffer(tmp_path / "db", embedder=hashing) as buffer:
+        await buffer.add([old])
+    db = await lancedb.connect_async(str(tmp_path / "db"))
+    table = await db.open_table(ReplayConfig().table)
+    await table.drop_columns(["sample"])  # as schema version 2 wrote it
+    sampled = transition(2, sample=sample_transitions()[0].sample)
+    async with LanceDBReplayBuffer(tmp_path / "db", embedder=hashing) as buffer:
+        await buffer.add([sampled])
+        assert await buffer.get([old.id, sampled.id]) == [old, sampled]
+        assert [t async for batch in buffer.scan() for t in batch if t.sample is not None] == [sampled]
 
 
 async def test_config_object_and_uris(tmp_path: Path, hashing: HashingEmbedder) -> None:
