@@ -226,6 +226,19 @@ class HFPolicy:
         self.tokenizer.save_pretrained(directory)
         (directory / POLICY_CONFIG_FILE).write_text(self.config.model_dump_json(indent=2) + "\n")
 
+    def get_weights(self) -> dict[str, Any]:
+        """A CPU copy of the model's weights (its ``state_dict``), consistent with :attr:`version`: what a
+        trainer sends to policy copies elsewhere (:meth:`set_weights`)."""
+        with self.weights_lock:
+            return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+
+    def set_weights(self, weights: Mapping[str, Any], *, version: int) -> None:
+        """Load weights from :meth:`get_weights` of another copy, in place, and take on its ``version``
+        (so samples drawn from now on name the trainer's version and their staleness can be measured)."""
+        with self.weights_lock:
+            self.model.load_state_dict(dict(weights))
+            self.version = version
+
     def load_weights(self, path: str | Path) -> None:
         """Load weights into the model in place (blocking).
 

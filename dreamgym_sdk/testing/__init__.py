@@ -18,8 +18,18 @@ from dreamgym_sdk.testing.doubles import (
 from dreamgym_sdk.testing.openai_server import Fault, OpenAIServer, RecordedRequest, serve_in_subprocess
 from dreamgym_sdk.testing.replay import check_replay_buffer
 from dreamgym_sdk.testing.tiny_models import build_tiny_model, build_tiny_tokenizer, teach_tiny_model
+from dreamgym_sdk.testing.worlds import (
+    KEY_AND_DOOR_ACTIONS,
+    KEY_AND_DOOR_PLAN,
+    build_key_and_door_model,
+    key_and_door_env,
+    key_and_door_policy,
+    key_and_door_tasks,
+)
 
 __all__ = [
+    "KEY_AND_DOOR_ACTIONS",
+    "KEY_AND_DOOR_PLAN",
     "Fault",
     "FunctionExperienceModel",
     "FunctionPolicy",
@@ -31,10 +41,14 @@ __all__ = [
     "ScriptedExperienceModel",
     "ScriptedPolicy",
     "ScriptedProvider",
+    "build_key_and_door_model",
     "build_tiny_model",
     "build_tiny_tokenizer",
     "check_env",
     "check_replay_buffer",
+    "key_and_door_env",
+    "key_and_door_policy",
+    "key_and_door_tasks",
     "serve_in_subprocess",
     "teach_tiny_model",
 ]

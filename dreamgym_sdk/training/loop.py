@@ -84,7 +84,10 @@ MetricsHook = Callable[[dict[str, float]], None]
 @runtime_checkable
 class Rollouts(Protocol):
     """Runs grouped episodes: :class:`~dreamgym_sdk.RolloutRunner`, or e.g. Ray actors
-    (``dreamgym_sdk.integrations.ray.RayRollouts``) that publish on the same bus."""
+    (``dreamgym_sdk.integrations.ray.RayRollouts``) that publish on the same bus.
+
+    Rollouts that act with copies of the policy elsewhere also define ``async sync_weights(policy)``;
+    the loop calls it after every update that took an optimizer step."""
 
     async def run(
         self, tasks: Sequence[Task], *, group_size: int = 1, seed: int | None = None
@@ -317,6 +320,9 @@ class DreamGymTrainer:
                 **{k: v for k, v in update.items() if k.startswith("skipped/") or k == "groups_zero_std"},
             )
             self.totals["idle_updates"] += 1
+        sync = getattr(self.rollouts, "sync_weights", None)
+        if sync is not None and result is not None and update.get("optimizer_steps") != 0.0:
+            await sync(self.policy)  # the workers' copies play the next iteration with the new weights
         self.iteration += 1
         await bus.publish(PolicyUpdated(step=self.iteration, metrics=update))
         decisions = await curriculum.expand() if curriculum is not None else []

@@ -117,6 +117,8 @@ class RayRollouts:
         self._workers: list[Any] = []
         self._load: list[int] = []
         self._slots = anyio.CapacityLimiter(self.config.max_in_flight)
+        self.policy_version: int | None = None
+        """The policy version last sent to the workers by :meth:`sync_weights` (``None``: never)."""
         self._submitted = 0
         self._published = 0
         self._in_flight = 0
@@ -188,6 +190,25 @@ class RayRollouts:
             for index, (task, group) in enumerate(jobs):
                 tg.start_soon(one, index, task, group)
         return [episode for episode in results if episode is not None]
+
+    async def sync_weights(self, policy: Any) -> None:
+        """Send ``policy``'s weights and version to every worker's policy copy: one copy in Ray's object
+        store, read by each worker (``policy.get_weights()`` here, ``set_weights`` there; an
+        :class:`~dreamgym_sdk.policies.HFPolicy` has both). The training loop calls it after every update
+        that changed the weights; episodes played afterwards record the new version in their samples, so
+        a backend's ``max_policy_lag`` bounds how stale a trained-on episode may be."""
+        if not self._workers:
+            raise RuntimeError("RayRollouts is not running: use `async with RayRollouts(...) as rollouts`")
+        weights = await anyio.to_thread.run_sync(policy.get_weights)
+        ref = self._ray.put(weights)
+        version = int(policy.version)
+        for call in [worker.set_weights.remote(ref, version) for worker in self._workers]:
+            await call
+        self.policy_version = version
+
+    async def worker_info(self) -> list[dict[str, Any]]:
+        """Per worker: the Ray node it runs on, its process id, episodes played and policy version."""
+        return [await worker.info.remote() for worker in self._workers]
 
     async def _remote(self, task: Task, group: int, seed: int | None) -> Episode:
         """Run one episode on the least busy worker; cancelling cancels the remote call."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -92,6 +93,25 @@ class RolloutWorker:
         if host is not None and stopping is not None:
             stopping.set()
             await host
+
+    def set_weights(self, weights: Mapping[str, Any], version: int) -> None:
+        """Take on the driver's policy weights and version (the policy must have ``set_weights``, as
+        :class:`~dreamgym_sdk.policies.HFPolicy` does)."""
+        set_weights = getattr(self.policy, "set_weights", None)
+        if set_weights is None:
+            raise TypeError(f"{type(self.policy).__name__} cannot take weights: it has no set_weights()")
+        set_weights(weights, version=version)
+
+    def info(self) -> dict[str, Any]:
+        """Where the worker runs and what it did: Ray node id, process id, episodes played, policy version."""
+        import ray
+
+        return {
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+            "episodes": self.episodes,
+            "policy_version": getattr(self.policy, "version", None),
+        }
 
     async def run_episode(self, task: Task, group: int, seed: int | None) -> Episode:
         """Play ``task`` once as member ``group`` of its group and return the recorded episode."""

@@ -21,58 +21,37 @@ pytest.importorskip("trl", reason="GRPOBackend needs the train extra (trl)")
 import torch
 
 from dreamgym_sdk import DreamEnv, Episode, Task
-from dreamgym_sdk.experience.base import ExperienceRequest
 from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
 from dreamgym_sdk.rollout import RolloutRunner
-from dreamgym_sdk.testing import FunctionExperienceModel
+from dreamgym_sdk.testing.worlds import (
+    KEY_AND_DOOR_ACTIONS,
+    KEY_AND_DOOR_WORLD,
+    build_key_and_door_model,
+    key_and_door_env,
+    key_and_door_policy,
+    key_and_door_tasks,
+)
 from dreamgym_sdk.training.config import GRPOBackendConfig, PPOBackendConfig
 from dreamgym_sdk.training.grpo import GRPOBackend
 from dreamgym_sdk.training.ppo import PPOBackend
 from dreamgym_sdk.training.sequences import build_episode_sequence
 
-# multi-token actions sharing first tokens, so decoding has forced tokens and real choices
-ACTIONS = ("take the key", "take the apple", "open the door", "open the window")
-PLAN = ("take the key", "open the door")
-
-
-def two_steps(request: ExperienceRequest) -> dict[str, object]:
-    """Success only for PLAN in this order; every episode lasts two steps."""
-    history = [t.action for t in request.history]
-    won = [*history, request.action] == list(PLAN)
-    return {
-        "reasoning": "the key opens the door" if won else "nothing happens",
-        "next_state": f"you did: {request.action}",
-        "reward": float(won),
-        "done": request.step >= 1,
-        "success": won,
-    }
-
-
-WORLD = FunctionExperienceModel(two_steps, initial_state="a locked room with a key and an apple")
+ACTIONS = KEY_AND_DOOR_ACTIONS
+WORLD = KEY_AND_DOOR_WORLD
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from dreamgym_sdk.testing.tiny_models import build_tiny_model
-
-    corpus = [*ACTIONS, "a locked room with a key and an apple", *(f"you did: {a}" for a in ACTIONS)]
-    return build_tiny_model(
-        tmp_path_factory.mktemp("learning") / "tiny", corpus * 5, hidden=32, layers=1, heads=2
-    )
+    return build_key_and_door_model(tmp_path_factory.mktemp("learning") / "tiny")
 
 
 def make_policy(model_dir: Path, seed: int = 0) -> HFPolicy:
-    torch.manual_seed(seed)
-    config = HFPolicyConfig(
-        temperature=1.0, max_new_tokens=8, constrain_to_admissible=True, actions=ACTIONS, seed=seed
-    )
-    return HFPolicy.from_pretrained(model_dir, config)
+    return key_and_door_policy(model_dir, seed)
 
 
 async def play(policy: HFPolicy, episodes: int, *, group_size: int = 8, seed: int = 0) -> list[Episode]:
-    tasks = [Task(instruction="get out", id=f"task-{i}") for i in range(episodes // group_size)]
-    runner = RolloutRunner(lambda group: DreamEnv(WORLD, max_steps=2), policy)
-    return await runner.run(tasks, group_size=group_size, seed=seed)
+    runner = RolloutRunner(key_and_door_env, policy)
+    return await runner.run(key_and_door_tasks(episodes // group_size), group_size=group_size, seed=seed)
 
 
 def success(episodes: list[Episode]) -> float:
