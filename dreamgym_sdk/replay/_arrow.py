@@ -135,7 +135,9 @@ def transitions_to_arrow(
         if vectors is None:
             raise ValueError("this schema needs vectors")
         columns[VECTOR] = vector_array(vectors, schema.field(VECTOR).type.list_size)
-    arrays = [columns[f.name] if f.name == VECTOR else pa_.array(columns[f.name], type=f.type) for f in schema]
+    arrays = [
+        columns[f.name] if f.name == VECTOR else pa_.array(columns[f.name], type=f.type) for f in schema
+    ]
     return pa_.Table.from_arrays(arrays, schema=schema)
 
 

@@ -22,6 +22,9 @@ class RayConfig(BaseModel):
     """``None``: connect to ``RAY_ADDRESS`` if set, else start Ray on this machine; ``"auto"``: the
     cluster this machine belongs to; ``"ray://head:10001"``: a remote cluster through Ray Client. Ignored
     when Ray is already initialised in this process (the running instance is used, and left running)."""
+    node_ip_address: str | None = None
+    """The address of this machine inside the cluster, when Ray cannot find it (e.g. a cluster on loopback
+    addresses, as the multi-node test runs one); ``None``: Ray's own guess."""
     num_workers: int = Field(default=2, ge=1)
     """Rollout worker actors."""
     episodes_per_worker: int = Field(default=8, ge=1)

@@ -265,6 +265,8 @@ class RayRollouts:
 def _init_kwargs(config: RayConfig) -> dict[str, Any]:
     """``ray.init`` arguments; the local-instance settings only when no cluster is named."""
     kwargs: dict[str, Any] = {"address": config.address, "namespace": config.namespace, "log_to_driver": True}
+    if config.node_ip_address is not None:
+        kwargs["_node_ip_address"] = config.node_ip_address
     if config.address is None and not os.environ.get("RAY_ADDRESS"):
         kwargs.update(num_cpus=config.num_cpus, include_dashboard=config.include_dashboard)
     return kwargs
