@@ -72,7 +72,7 @@ def key_and_door_policy(model_dir: str | Path, seed: int | None = 0, **config: A
     from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
 
     if seed is not None:
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # pyright: ignore[reportUnknownMemberType]
     settings: dict[str, Any] = {
         "temperature": 1.0,
         "max_new_tokens": 8,

@@ -9,6 +9,7 @@ for the test.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -50,14 +51,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM makes `ray start --block` stop its node's processes; what is left after 30 s is killed."""
     if process.poll() is None:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture(scope="module")

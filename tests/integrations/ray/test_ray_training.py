@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 pytest.importorskip("trl", reason="GRPOBackend needs the train extra (trl)")
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 
+import ray
 import torch
 
 from dreamgym_sdk import EventBus, UntrainableEpisodeError, attach_trainer
