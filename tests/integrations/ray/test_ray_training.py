@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("trl", reason="GRPOBackend needs the train extra (trl)")
 pytest.importorskip("ray")
 
-import ray
 import torch
 
 from dreamgym_sdk import EventBus, UntrainableEpisodeError, attach_trainer
@@ -27,7 +26,7 @@ from dreamgym_sdk.testing.worlds import (
 )
 from dreamgym_sdk.training import GRPOBackend, GRPOBackendConfig
 
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+pytest.importorskip("ray").cloudpickle.register_pickle_by_value(sys.modules[__name__])
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 
