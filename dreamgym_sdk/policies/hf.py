@@ -239,11 +239,12 @@ class HFPolicy:
             self.model.load_state_dict(dict(weights))
             self.version = version
 
-    def load_weights(self, path: str | Path) -> None:
+    def load_weights(self, path: str | Path, *, version: int | None = None) -> None:
         """Load weights into the model in place (blocking).
 
         ``path`` is a ``.safetensors`` file, a trainer checkpoint directory (its ``weights.safetensors``) or a
-        ``save_pretrained`` directory (its ``model.safetensors``). Increments :attr:`version`.
+        ``save_pretrained`` directory (its ``model.safetensors``). Increments :attr:`version`, or sets it to
+        ``version`` (the trainer's, when this is a copy that acts elsewhere: a served or remote agent).
         """
         safetensors_torch = require("safetensors.torch", extra="hf", feature="HFPolicy.load_weights")
         file = Path(path)
@@ -261,7 +262,7 @@ class HFPolicy:
                 f"weights at {file} do not match the model: missing {sorted(missing)[:5]}, "
                 f"unexpected {sorted(unexpected)[:5]}"
             )
-        self.version += 1
+        self.version = self.version + 1 if version is None else version
 
     # -- prompts -------------------------------------------------------------------------------------
 
