@@ -32,6 +32,10 @@ class ChatRequest(_Frozen):
     response_schema: dict[str, Any] | None = None
     """A JSON schema the answer must follow; providers that support structured output pass it on."""
     schema_name: str = "response"
+    logprobs: bool = False
+    """Ask for the token ids of the prompt and the answer and the answer's log-probabilities (what an RL
+    trainer needs). OpenAI-compatible servers that support it (vLLM) fill :attr:`ChatResponse.token_ids`
+    and friends; others leave them ``None``."""
 
     @classmethod
     def of(cls, system: str | None, user: str, **kwargs: Any) -> ChatRequest:
@@ -61,6 +65,12 @@ class ChatResponse(_Frozen):
     latency_s: float = 0.0
     cached: bool = False
     """Whether the answer came from the response cache."""
+    prompt_token_ids: tuple[int, ...] | None = None
+    """The prompt as the server tokenised it (chat template applied), when asked for (``logprobs``)."""
+    token_ids: tuple[int, ...] | None = None
+    """The answer's token ids, when asked for."""
+    logprobs: tuple[float, ...] | None = None
+    """The log-probability of each answer token, when asked for."""
 
 
 @runtime_checkable

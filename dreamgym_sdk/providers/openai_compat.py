@@ -79,6 +79,9 @@ def build_chat_body(wire_model: str, request: ChatRequest, extra: dict[str, Any]
             "type": "json_schema",
             "json_schema": {"name": request.schema_name, "schema": request.response_schema},
         }
+    if request.logprobs:  # OpenAI's logprobs; vLLM's return_token_ids adds the token ids
+        body["logprobs"] = True
+        body["return_token_ids"] = True
     if extra:
         body.update(extra)
     return body
@@ -103,11 +106,26 @@ def parse_chat_body(data: Any, model: str) -> ChatResponse:
                     "completion_tokens": usage.get("completion_tokens") or 0,
                 },
                 "finish_reason": choice.get("finish_reason"),
+                **_tokens(data, choice),
             }
         )
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         # pydantic's ValidationError is a ValueError
         raise ProviderError(f"{model}: malformed chat completion ({type(exc).__name__}: {exc})") from exc
+
+
+def _tokens(data: dict[str, Any], choice: dict[str, Any]) -> dict[str, Any]:
+    """Token ids (vLLM's ``return_token_ids``) and per-token log-probabilities, where the body has them."""
+    out: dict[str, Any] = {}
+    if data.get("prompt_token_ids") is not None:
+        out["prompt_token_ids"] = data["prompt_token_ids"]
+    if choice.get("token_ids") is not None:
+        out["token_ids"] = choice["token_ids"]
+    logprobs: dict[str, Any] = choice.get("logprobs") or {}
+    content: list[dict[str, Any]] | None = logprobs.get("content")
+    if content is not None:
+        out["logprobs"] = [entry["logprob"] for entry in content]
+    return out
 
 
 class OpenAICompatProvider(BaseProvider):

@@ -32,4 +32,5 @@ async def main(url: str, token: str, model_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, *sys.argv[1:4])
+    url, token, model_dir = sys.argv[1:4]
+    anyio.run(main, url, token, model_dir)
