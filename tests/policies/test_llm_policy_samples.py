@@ -38,9 +38,7 @@ def vllm_answer(body: dict[str, Any], content: str, prompt: list[int], tokens: l
                 "message": {"role": "assistant", "content": content},
                 "finish_reason": "stop",
                 "token_ids": tokens,
-                "logprobs": {
-                    "content": [{"token": f"t{t}", "logprob": lp} for t, lp in zip(tokens, logprobs, strict=True)]
-                },
+                "logprobs": {"content": [{"logprob": lp} for lp in logprobs]},
             }
         ],
         "usage": {"prompt_tokens": len(prompt), "completion_tokens": len(tokens)},
