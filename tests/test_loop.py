@@ -17,7 +17,7 @@ import pytest
 
 from dreamgym_sdk import DreamEnv, EventBus, ExperienceRequest, PolicyUpdated, Task, TaskAccepted
 from dreamgym_sdk.curriculum import Curriculum, CurriculumConfig, TaskPool
-from dreamgym_sdk.errors import ModelOutputError, NothingToTrainError
+from dreamgym_sdk.errors import ConfigError, ModelOutputError, NothingToTrainError
 from dreamgym_sdk.experience.tasks import TaskVariationGenerator
 from dreamgym_sdk.testing import FunctionExperienceModel, FunctionPolicy, FunctionProvider, RecordingTrainer
 from dreamgym_sdk.training.evaluate import EvalReport, evaluate, wilson_interval
@@ -212,6 +212,25 @@ async def test_a_kill_between_checkpoint_and_state_resumes_from_the_committed_it
     backend = CheckpointedTrainer()
     await trainer(backend, 2).run()
     assert backend.loaded == 1  # the checkpoint of the iteration the state committed, not the newer one
+
+
+def test_a_backend_or_curriculum_with_another_group_size_is_refused(tmp_path: Path) -> None:
+    class Sized(RecordingTrainer):
+        config = LoopConfig(group_size=2)
+
+    pool = TaskPool([Task(instruction="flip")])
+    common: dict[str, Any] = {
+        "env_factory": lambda g: DreamEnv(FunctionExperienceModel(coin_world)),
+        "policy": random_policy(0),
+        "run_dir": tmp_path,
+        "config": LoopConfig(group_size=4),
+    }
+    with pytest.raises(ConfigError, match=r"backend's group_size \(2\) differs from the loop's \(4\)"):
+        DreamGymTrainer(backend=Sized(), curriculum=pool, **common)
+    generator = TaskVariationGenerator(FunctionProvider(variations))
+    curriculum = Curriculum(pool, generator, CurriculumConfig(group_size=8))
+    with pytest.raises(ConfigError, match="curriculum's group_size"):
+        DreamGymTrainer(backend=RecordingTrainer(), curriculum=curriculum, **common)
 
 
 def test_iteration_metrics_and_wilson() -> None:

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dreamgym_sdk.curriculum import CurriculumConfig
 from dreamgym_sdk.errors import ConfigError
@@ -51,7 +51,11 @@ class PolicySection(_Section):
 
 
 class TrainConfig(_Section):
-    """Everything ``dreamgym train`` needs."""
+    """Everything ``dreamgym train`` needs.
+
+    ``loop.group_size`` is the one group size: the GRPO backend and the curriculum take it (setting
+    theirs to another value is an error naming both keys).
+    """
 
     run_dir: str = "runs/train"
     tasks: str = "tasks.jsonl"
@@ -64,6 +68,34 @@ class TrainConfig(_Section):
     ppo: PPOBackendConfig = Field(default_factory=PPOBackendConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     loop: LoopConfig = Field(default_factory=LoopConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_group_size(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        tree = dict(cast(dict[str, Any], data))
+        loop = _section(tree, "loop")
+        if loop is None:
+            return tree
+        size = loop.get("group_size", LoopConfig().group_size)
+        for name in ("grpo", "curriculum"):
+            section = _section(tree, name)
+            if section is None:
+                continue
+            if "group_size" in section and section["group_size"] != size:
+                raise ValueError(
+                    f"{name}.group_size={section['group_size']} differs from loop.group_size={size}: "
+                    "set loop.group_size only (the backend and the curriculum take it)"
+                )
+            tree[name] = {**section, "group_size": size}
+        return tree
+
+
+def _section(tree: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A section of a raw config tree (``{}`` when absent, ``None`` when it is not a table)."""
+    value: object = tree.get(name, {})
+    return cast(dict[str, Any], value) if isinstance(value, dict) else None
 
 
 def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.curriculum import Curriculum, TaskPool, reward_variance
-from dreamgym_sdk.errors import ExperienceModelError, NothingToTrainError
+from dreamgym_sdk.errors import ConfigError, ExperienceModelError, NothingToTrainError
 from dreamgym_sdk.events import EpisodeCompleted, PolicyUpdated
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.base import Policy
@@ -177,6 +177,14 @@ class DreamGymTrainer:
             "idle_updates": 0.0,
         }
         self._rng = random.Random(self.config.seed)
+        n = self.config.group_size
+        for name, part in (("backend", backend), ("curriculum", curriculum)):
+            theirs = getattr(getattr(part, "config", None), "group_size", None)
+            if theirs is not None and theirs != n:
+                raise ConfigError(
+                    f"the {name}'s group_size ({theirs}) differs from the loop's ({n}): every group would "
+                    "be split or padded; give both the same group size"
+                )
 
     # -- persistence -----------------------------------------------------------------------------
     @property

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from typer.testing import CliRunner
 
-from dreamgym_sdk import Task
+from dreamgym_sdk import ConfigError, Task
 from dreamgym_sdk.cli import app
 from dreamgym_sdk.testing import OpenAIServer
 from dreamgym_sdk.training.config_file import load_train_config
@@ -43,6 +43,13 @@ def test_config_keys_flags_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "loop.nope" in result.output
     result = CliRunner().invoke(app, ["train", "--config", str(toml), "--iterations", "2", "--print-config"])
     assert result.exit_code == 0 and json.loads(result.stdout)["loop"]["budget"]["iterations"] == 2
+
+
+def test_loop_group_size_is_the_one_group_size(tmp_path: Path) -> None:
+    cfg = load_train_config(None, {"loop.group_size": "8"})
+    assert cfg.loop.group_size == cfg.grpo.group_size == cfg.curriculum.group_size == 8
+    with pytest.raises(ConfigError, match=r"grpo.group_size=4 differs from loop.group_size=8"):
+        load_train_config(None, {"loop.group_size": "8", "grpo.group_size": "4"})
 
 
 async def test_train_runs_two_iterations_from_a_config_file(tmp_path: Path) -> None:
