@@ -26,9 +26,10 @@ from dreamgym_sdk.events import (
     TransitionRecorded,
 )
 from dreamgym_sdk.logging import configure_logging, get_logger
-from dreamgym_sdk.types import Episode, Provenance, Source, Task, Transition
+from dreamgym_sdk.types import Episode, Provenance, Sample, Source, Task, Transition
 
 PUBLIC = {
+    "Action", "Sample", "UntrainableEpisodeError",
     "BusClosedError", "ConfigError", "DreamEnv", "DreamGymError", "Env", "EnvClosedError", "EnvError",
     "Episode", "EpisodeCompleted", "EpisodeFinishedError", "EpisodeStarted", "Event", "EventBus",
     "ExperienceModel", "ExperienceModelError", "ExperienceOutput", "ExperienceRequest", "MissingExtraError",
@@ -69,6 +70,8 @@ TRANSITION = Transition(
     task_id="t", episode_id="e", step=0, state="s", action="a", reasoning="r", next_state="s2", reward=1.0,
     terminated=True, success=True, source=Source.REAL,
     provenance=Provenance(model="m", prompt_version="v1", retrieved_ids=("x", "y"), prompt_tokens=3),
+    sample=Sample(prompt_ids=(1, 2), completion_ids=(3, 4), logprobs=(-0.1, 0.0), allowed=((3, 5), (4,)),
+                  temperature=1.0, policy_version=2, text="a"),
 )  # fmt: skip
 TASK = Task(id="t", instruction="do", metadata={"game": "g.z8"})
 EXAMPLES: list[Event] = [

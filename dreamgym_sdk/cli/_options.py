@@ -7,11 +7,14 @@ from typing import Any
 
 import typer
 
+from dreamgym_sdk.config_files import parse_override
+
 __all__ = ["overrides"]
 
 
 def overrides(named: Mapping[str, Any], settings: Sequence[str] | None) -> dict[str, Any]:
-    """The config keys set on the command line: the named flags that were given, then ``--set KEY=VALUE``.
+    """The config keys set on the command line: the named flags that were given, then ``--set KEY=VALUE``
+    (its value read by :func:`~dreamgym_sdk.config_files.parse_override`: JSON for lists and tables).
 
     Raises:
         typer.BadParameter: a ``--set`` item without ``=``.
@@ -21,5 +24,5 @@ def overrides(named: Mapping[str, Any], settings: Sequence[str] | None) -> dict[
         key, sep, value = item.partition("=")
         if not sep:
             raise typer.BadParameter(f"--set needs KEY=VALUE, got {item!r}")
-        values[key.strip()] = value
+        values[key.strip()] = parse_override(value)
     return values

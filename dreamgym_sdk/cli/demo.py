@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from dreamgym_sdk.cli._options import overrides
+from dreamgym_sdk.config_files import validate_config
+from dreamgym_sdk.errors import ConfigError
 
 __all__ = ["demo"]
 
@@ -44,7 +45,6 @@ def demo(
     them on held-out real games; prints a table and writes OUT/results.json and OUT/results.png.
     """
     from dreamgym_sdk.demo import DemoConfig, run_demo
-    from dreamgym_sdk.errors import ConfigError
 
     fields: dict[str, Any] = {
         "experience_model": experience_model, "policy_model": policy_model, "device": device,
@@ -52,10 +52,12 @@ def demo(
     }  # fmt: skip
     settings = overrides(fields, set_)
     try:
-        config = DemoConfig.quick(**settings) if quick else DemoConfig.model_validate(settings)
-    except ValidationError as exc:
-        _err.print(f"[red]error:[/] invalid demo settings:\n{exc}")
-        raise typer.Exit(2) from exc
+        config = validate_config(
+            DemoConfig, (DemoConfig.QUICK if quick else {}) | settings, what="demo settings"
+        )
+    except ConfigError as exc:
+        _err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     try:
         anyio.run(run_demo, config, out)
     except ConfigError as exc:

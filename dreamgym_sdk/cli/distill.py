@@ -16,16 +16,17 @@ flags override the file. ``dataset`` writes the SFT examples without training, f
 from __future__ import annotations
 
 import json
-import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dreamgym_sdk.config_files import read_config_file, validate_config
+from dreamgym_sdk.errors import ConfigError
 
 if TYPE_CHECKING:
     from dreamgym_sdk.distill import AnnotatedData, DatasetConfig, DistillConfig, DistillDataset
@@ -107,8 +108,10 @@ def load_config(path: Path | None) -> dict[str, Any]:
     ``path`` is ``None``)."""
     if path is None:
         return {}
-    text = path.read_text(encoding="utf-8")
-    data: dict[str, Any] = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    try:
+        data = read_config_file(path)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
     unknown = set(data) - {"dataset", "distill"}
     if unknown:
         raise typer.BadParameter(f"{path}: unknown table(s) {sorted(unknown)}; use [dataset] and [distill]")
@@ -243,9 +246,11 @@ def _dataset_config(config: dict[str, Any], **flags: Any) -> DatasetConfig:
     from dreamgym_sdk.distill import DatasetConfig
 
     try:
-        return DatasetConfig.model_validate(_set(dict(config.get("dataset", {})), **flags))
-    except ValidationError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        return validate_config(
+            DatasetConfig, _set(dict(config.get("dataset", {})), **flags), what="[dataset]"
+        )
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 async def _build(
@@ -352,9 +357,9 @@ def _distill_config(config: dict[str, Any], student: dict[str, Any], **flags: An
     values = dict(config.get("distill", {}))
     values["student"] = _set(dict(values.get("student", {})), **student)
     try:
-        return DistillConfig.model_validate(_set(values, **flags))
-    except ValidationError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        return validate_config(DistillConfig, _set(values, **flags), what="[distill]")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("train")

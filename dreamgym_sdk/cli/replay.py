@@ -9,7 +9,6 @@ neighbours of a (state, action); ``export`` writes JSONL or Parquet. Every optio
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
@@ -21,7 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dreamgym_sdk.errors import DreamGymError
+from dreamgym_sdk.config_files import load_config
+from dreamgym_sdk.errors import ConfigError, DreamGymError
 from dreamgym_sdk.replay.base import Embedder, ReplayStats
 from dreamgym_sdk.replay.config import ReplayConfig
 from dreamgym_sdk.types import Source
@@ -75,13 +75,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout i
 
 
 def _config(config: Path | None, **flags: Any) -> ReplayConfig:
-    values: dict[str, Any] = {}
-    if config is not None:
-        text = config.read_text()
-        loaded: dict[str, Any] = tomllib.loads(text) if config.suffix == ".toml" else json.loads(text)
-        values = loaded.get("replay", loaded)
-    values.update({k: v for k, v in flags.items() if v is not None})
-    return ReplayConfig.model_validate(values)
+    try:
+        return load_config(ReplayConfig, config, flags, section="replay", what="replay configuration")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 async def _embedder(config: ReplayConfig, explicit: bool) -> Embedder:

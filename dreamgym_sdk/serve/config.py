@@ -8,20 +8,19 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from dreamgym_sdk import config_files
 from dreamgym_sdk.errors import ConfigError
 
 __all__ = ["TOKENS_ENV", "ServeConfig", "load_config"]
@@ -147,7 +146,8 @@ def _reveal(secret: SecretStr | str) -> str:
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> ServeConfig:
-    """A :class:`ServeConfig` from a TOML or YAML file (optional) with ``overrides`` applied on top.
+    """A :class:`ServeConfig` from a TOML or YAML file (its ``[serve]`` table, or the whole file) with
+    ``overrides`` applied on top.
 
     ``None`` overrides are ignored, so CLI flags that were not given keep the file's values.
 
@@ -155,43 +155,4 @@ def load_config(path: Path | None = None, **overrides: Any) -> ServeConfig:
         ConfigError: the file cannot be read or parsed, or a value is invalid (the message names the
             field and never contains a secret's value).
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = _read_file(path)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return ServeConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid serve configuration: {problems}") from None
-
-
-def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from exc
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            from dreamgym_sdk._imports import require
-
-            yaml = require("yaml", extra="serve", feature="YAML config files")
-            raw: Any = yaml.safe_load(text) or {}
-        else:
-            raw = tomllib.loads(text)
-    except ConfigError:
-        raise
-    except Exception as exc:  # the parsers' own error types; report the place, never the text
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        detail = str(exc) if isinstance(exc, tomllib.TOMLDecodeError) else f"{type(exc).__name__}{where}"
-        raise ConfigError(f"cannot parse config file {str(path)!r}: {detail}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a table of settings")
-    table = cast(dict[str, Any], raw)
-    serve = table.get("serve", table)
-    if not isinstance(serve, dict):
-        raise ConfigError(f"config file {str(path)!r}: [serve] must be a table")
-    return dict(cast(dict[str, Any], serve))
+    return config_files.load_config(ServeConfig, path, overrides, section="serve", what="serve configuration")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dreamgym_sdk.config_files import load_config
 from dreamgym_sdk.curriculum import CurriculumConfig
-from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.experience.reasoning import ReasoningConfig
 from dreamgym_sdk.policies.hf import HFPolicyConfig
 from dreamgym_sdk.training.config import GRPOBackendConfig, PPOBackendConfig
@@ -98,45 +96,11 @@ def _section(tree: dict[str, Any], name: str) -> dict[str, Any] | None:
     return cast(dict[str, Any], value) if isinstance(value, dict) else None
 
 
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for key in parents:
-        child: Any = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"{dotted}: {key!r} is not a section")
-        node = cast(dict[str, Any], child)
-    node[leaf] = value
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def load_train_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Read a TOML file (or start from defaults), apply ``{"dotted.key": value}`` overrides, validate.
-
-    Override values given as strings are read as JSON when they parse (``"3"`` → 3, ``"true"`` → True),
-    else kept as text.
+    """Read a TOML, YAML or JSON file (or start from defaults), apply ``{"dotted.key": value}`` overrides,
+    validate (see :mod:`dreamgym_sdk.config_files`).
 
     Raises:
         ConfigError: the file is missing or invalid, naming the offending key.
     """
-    tree: dict[str, Any] = {}
-    if path is not None:
-        file = Path(path)
-        if not file.exists():
-            raise ConfigError(f"config file {file} does not exist")
-        try:
-            tree = tomllib.loads(file.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{file}: invalid TOML: {exc}") from exc
-    for key, value in (overrides or {}).items():
-        _set(tree, key, _parse_value(value) if isinstance(value, str) else value)
-    try:
-        return TrainConfig.model_validate(tree)
-    except ValueError as exc:
-        raise ConfigError(f"invalid training config: {exc}") from exc
+    return load_config(TrainConfig, path, overrides, what="training config")
