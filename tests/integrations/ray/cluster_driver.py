@@ -23,14 +23,17 @@ UPDATES, TASKS, GROUP = 16, 8, 8
 CONFIG = GRPOBackendConfig(group_size=GROUP, learning_rate=5e-3, beta=0.0, seed=0, max_policy_lag=0)
 
 
-def worker_policy(model_dir: str) -> Any:
-    return key_and_door_policy(model_dir, seed=None)
+def worker_policy(model_dir: str, **config: Any) -> Any:
+    return key_and_door_policy(model_dir, seed=None, **config)  # each worker samples its own stream
 
 
-async def on_ray(model_dir: str, address: str, node_ip: str) -> dict[str, Any]:
+async def train_on_ray(
+    model_dir: str, config: RayConfig, updates: int = UPDATES
+) -> tuple[Any, dict[str, Any]]:
+    """GRPO on this process's policy, trained on episodes the Ray workers play; returns the trained policy
+    and the run's record (on-policy success per update, the workers, the nodes, the policy lag)."""
     driver = key_and_door_policy(model_dir, seed=0)
     backend = GRPOBackend(driver, CONFIG)
-    config = RayConfig(address=address, node_ip_address=node_ip, num_workers=2, episodes_per_worker=32)
     curve: list[float] = []
     async with (
         EventBus() as bus,
@@ -42,17 +45,24 @@ async def on_ray(model_dir: str, address: str, node_ip: str) -> dict[str, Any]:
         ) as rollouts,
     ):
         attach_trainer(bus, backend)
-        await rollouts.sync_weights(driver)
-        for update in range(UPDATES):
+        await rollouts.sync_weights(driver)  # the workers start from the driver's weights
+        for update in range(updates):
             episodes = await rollouts.run(key_and_door_tasks(TASKS), group_size=GROUP, seed=1000 + update)
-            await bus.join()
+            await bus.join()  # the backend observed every episode
             curve.append(sum(e.success for e in episodes) / len(episodes))
+            assert all(t.sample is not None for e in episodes for t in e.transitions)
             await backend.update()
             await rollouts.sync_weights(driver)
         workers = await rollouts.worker_info()
         nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
     lags = [m["policy_lag"] for m in backend.history]
-    return {"curve": curve, "workers": workers, "nodes": nodes, "policy_lag": lags, "version": driver.version}
+    return driver, {
+        "curve": curve,
+        "workers": workers,
+        "nodes": nodes,
+        "policy_lag": lags,
+        "version": driver.version,
+    }
 
 
 async def in_process(model_dir: str) -> list[float]:
@@ -76,7 +86,10 @@ def main() -> None:
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    result = anyio.run(on_ray, args.model_dir, args.address, args.node_ip, backend="asyncio")
+    config = RayConfig(
+        address=args.address, node_ip_address=args.node_ip, num_workers=2, episodes_per_worker=32
+    )
+    _, result = anyio.run(train_on_ray, args.model_dir, config, backend="asyncio")
     result["in_process"] = anyio.run(in_process, args.model_dir)
     args.out.write_text(json.dumps(result))
 
