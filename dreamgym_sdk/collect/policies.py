@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, cast
 
-from dreamgym_sdk.policies.base import Policy
+from dreamgym_sdk.policies.base import Policy, admissible_actions
 from dreamgym_sdk.types import Task, Transition
 
 __all__ = [
@@ -24,15 +24,6 @@ __all__ = [
     "admissible_actions",
     "expert_action",
 ]
-
-
-def admissible_actions(info: Mapping[str, Any]) -> list[str]:
-    """The admissible actions an environment lists in ``info`` (``admissible_commands`` or
-    ``admissible_actions``), or an empty list."""
-    value: object = info.get("admissible_commands") or info.get("admissible_actions") or []
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return []
-    return [str(a) for a in cast(Sequence[object], value)]
 
 
 def _rng(*parts: object) -> random.Random:

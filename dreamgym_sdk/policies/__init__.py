@@ -3,7 +3,7 @@
 Heavy dependencies (torch, transformers) load only when an :class:`HFPolicy` is created.
 """
 
-from dreamgym_sdk.policies.base import Policy
+from dreamgym_sdk.policies.base import Policy, admissible_actions
 from dreamgym_sdk.policies.baselines import RandomPolicy
 from dreamgym_sdk.policies.bc import (
     BCConfig,
@@ -32,6 +32,7 @@ __all__ = [
     "Policy",
     "RandomPolicy",
     "TinyPolicyConfig",
+    "admissible_actions",
     "behaviour_clone",
     "build_policy_model",
     "demonstration",

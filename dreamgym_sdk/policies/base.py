@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from dreamgym_sdk.types import Task, Transition
 
-__all__ = ["Policy"]
+__all__ = ["Policy", "admissible_actions"]
 
 
 @runtime_checkable
@@ -30,3 +30,12 @@ class Policy(Protocol):
             info: the last ``info`` dict from ``reset``/``step`` (e.g. admissible actions).
         """
         ...
+
+
+def admissible_actions(info: Mapping[str, Any]) -> list[str]:
+    """The admissible actions an environment lists in ``info`` (``admissible_commands`` or
+    ``admissible_actions``), or an empty list (also when the value is not a list of actions)."""
+    value: object = info.get("admissible_commands") or info.get("admissible_actions") or []
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return []
+    return [str(a) for a in cast(Sequence[object], value)]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
+from dreamgym_sdk.policies.base import admissible_actions
 from dreamgym_sdk.testing.doubles import FunctionPolicy, ScriptedPolicy
 from dreamgym_sdk.types import Task, Transition
 
@@ -36,14 +37,7 @@ class RandomPolicy:
         self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
     ) -> str:
         """A uniformly random admissible action."""
-        choices = _admissible(info) or self.actions
+        choices = admissible_actions(info) or self.actions
         if not choices:
             raise ValueError("RandomPolicy has nothing to choose from: info lists no admissible actions")
         return self._rng.choice(choices)
-
-
-def _admissible(info: Mapping[str, Any]) -> list[str]:
-    value: object = info.get("admissible_commands") or info.get("admissible_actions") or []
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return []
-    return [str(a) for a in cast(Sequence[object], value)]

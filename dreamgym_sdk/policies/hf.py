@@ -63,6 +63,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.policies.base import admissible_actions
 from dreamgym_sdk.policies.llm import parse_action
 from dreamgym_sdk.providers.hf import BatchStats
 from dreamgym_sdk.types import Action, Sample, Task, Transition
@@ -307,7 +308,7 @@ class HFPolicy:
     def admissible(self, info: Mapping[str, Any]) -> list[str]:
         """The admissible actions: ``info["admissible_commands"]`` (or ``admissible_actions``), else the
         configured ``actions``."""
-        return _admissible(info) or list(self.config.actions)
+        return admissible_actions(info) or list(self.config.actions)
 
     def _admissible_text(self, info: Mapping[str, Any]) -> str:
         if not self.config.show_admissible:
@@ -570,13 +571,6 @@ def saved_policy_config(path: str | Path) -> HFPolicyConfig | None:
     Hugging Face model directory or hub id)."""
     file = Path(path) / POLICY_CONFIG_FILE
     return HFPolicyConfig.model_validate_json(file.read_text()) if file.is_file() else None
-
-
-def _admissible(info: Mapping[str, Any]) -> list[str]:
-    value: object = info.get("admissible_commands") or info.get("admissible_actions") or []
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return []
-    return [str(a) for a in cast(Sequence[object], value)]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ProviderError
+from dreamgym_sdk.policies.base import admissible_actions
 from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, Provider
 from dreamgym_sdk.types import Action, Sample, Task, Transition
 
@@ -87,7 +88,7 @@ class LLMPolicy:
         for t in shown:
             lines.append(f"Step {t.step}: action: {t.action} -> {t.next_state}")
         lines.append(f"Current state:\n{observation}")
-        admissible = _admissible(info)
+        admissible = admissible_actions(info)
         if admissible:
             lines.append("Admissible actions: " + "; ".join(admissible[: cfg.max_admissible_shown]))
         lines.append("Your action:")
@@ -110,7 +111,7 @@ class LLMPolicy:
                 ChatMessage(role="assistant", content=reply),
                 ChatMessage(role="user", content=f"Observation:\n{t.next_state}"),
             ]
-        admissible = _admissible(info)[: self.config.max_admissible_shown]
+        admissible = admissible_actions(info)[: self.config.max_admissible_shown]
         if admissible:
             last = messages[-1]
             text = f"{last.content}\n\nAdmissible actions: " + "; ".join(admissible)
@@ -129,7 +130,7 @@ class LLMPolicy:
             logprobs=cfg.record_samples,
         )
         response = await self.provider.complete(request)
-        admissible = _admissible(info) if cfg.snap_to_admissible else []
+        admissible = admissible_actions(info) if cfg.snap_to_admissible else []
         action = parse_action(response.text, admissible)
         return Action(action, self._sample(response)) if cfg.record_samples else action
 
@@ -149,13 +150,6 @@ class LLMPolicy:
             text=response.text,
             model=self.provider.model,
         )
-
-
-def _admissible(info: Mapping[str, Any]) -> list[str]:
-    value: object = info.get("admissible_commands") or info.get("admissible_actions") or []
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return []
-    return [str(a) for a in cast(Sequence[object], value)]
 
 
 _PREFIX = re.compile(r"^\s*(?:action|next action|answer)\s*[:\-]\s*", re.I)
