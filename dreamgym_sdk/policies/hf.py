@@ -237,7 +237,13 @@ class HFPolicy:
         """Load weights from :meth:`get_weights` of another copy, in place, and take on its ``version``
         (so samples drawn from now on name the trainer's version and their staleness can be measured)."""
         with self.weights_lock:
-            self.model.load_state_dict(dict(weights))
+            try:
+                self.model.load_state_dict(dict(weights))
+            except RuntimeError as exc:  # torch lists the missing and unexpected keys
+                raise ConfigError(
+                    "these weights do not fit this policy's model (a copy trained with LoRA adapters needs "
+                    f"the same adapters here): {str(exc)[:300]}"
+                ) from None
             self.version = version
 
     def load_weights(self, path: str | Path, *, version: int | None = None) -> None:

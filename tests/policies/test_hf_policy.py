@@ -15,6 +15,7 @@ pytest.importorskip("transformers", reason="HFPolicy needs the hf extra (transfo
 import torch
 
 from dreamgym_sdk import DreamEnv, Task, Transition
+from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.experience.base import ExperienceRequest
 from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
 from dreamgym_sdk.rollout import run_episode
@@ -192,6 +193,21 @@ async def test_transcript_without_recorded_steps_is_rendered_from_the_history(mo
     ids = policy.prompt_ids(TASK, "holding a key", history, {"episode_id": "old"})
     text = policy.tokenizer.decode(ids)
     assert text.index("start") < text.index("take key") < text.index("holding a key")
+
+
+def test_weights_move_between_copies_with_their_version(model_path: Path) -> None:
+    trainer, copy = make(model_path), make(model_path)
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(0.25)
+    trainer.version = 7
+    copy.set_weights(trainer.get_weights(), version=trainer.version)
+    assert copy.version == 7
+    for a, b in zip(copy.model.parameters(), trainer.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="do not fit this policy's model"):
+        copy.set_weights({"not.a.weight": torch.zeros(1)}, version=8)
+    assert copy.version == 7
 
 
 def test_load_weights_updates_the_model_in_place(model_path: Path, tmp_path: Path) -> None:
