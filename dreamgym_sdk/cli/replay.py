@@ -171,7 +171,7 @@ def export(
     from dreamgym_sdk.replay.io import export_jsonl, export_parquet
     from dreamgym_sdk.replay.lance import LanceDBReplayBuffer
 
-    cfg = _config(config, uri=uri, table=table)
+    cfg = _config(config, uri=uri, table=table, read_only=True)
 
     async def main() -> int:
         async with LanceDBReplayBuffer(cfg, embedder=await _embedder(cfg, False)) as buffer:
@@ -212,7 +212,7 @@ def stats(
     """Counts by source, environment and reward."""
     from dreamgym_sdk.replay.lance import LanceDBReplayBuffer
 
-    cfg = _config(config, uri=uri, table=table)
+    cfg = _config(config, uri=uri, table=table, read_only=True)
 
     async def main() -> tuple[ReplayStats, dict[str, Any]]:
         async with LanceDBReplayBuffer(cfg, embedder=await _embedder(cfg, False)) as buffer:
@@ -261,7 +261,7 @@ def search(
     """The k stored transitions most similar to (STATE, ACTION), as the experience model would see them."""
     from dreamgym_sdk.replay.lance import LanceDBReplayBuffer
 
-    cfg = _config(config, uri=uri, table=table, embedder=embedder, embedder_dim=embedder_dim)
+    cfg = _config(config, uri=uri, table=table, embedder=embedder, embedder_dim=embedder_dim, read_only=True)
 
     async def main() -> list[Any]:
         async with LanceDBReplayBuffer(cfg, embedder=await _embedder(cfg, embedder is not None)) as buffer:

@@ -245,8 +245,8 @@ def transitions_from_arrow(table: Any) -> list[Transition]:
         records: list[str] = table.column(RECORD).to_pylist()
         return [Transition.model_validate_json(r) for r in records]
     names = [n for n in TRANSITION_COLUMNS if n in present]
-    if len(names) != len(TRANSITION_COLUMNS):
-        missing = sorted(set(TRANSITION_COLUMNS) - set(names))
+    missing = sorted(set(TRANSITION_COLUMNS) - set(names) - {"sample"})  # tables of schema 2 have none
+    if missing:
         raise ValueError(f"missing columns: {missing}")
     rows: list[dict[str, Any]] = table.select(names).to_pylist()
     return [transition_from_row(row) for row in rows]

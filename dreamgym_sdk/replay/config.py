@@ -58,6 +58,11 @@ class ReplayConfig(BaseModel):
     embed_cache_path: str | None = None
     """Also cache vectors in this SQLite file, across runs (e.g. ``"runs/embeddings.sqlite"``)."""
 
+    read_only: bool = False
+    """Open an existing table for reading only: a missing table is an error naming it, and nothing is
+    created, migrated, indexed or written (``add``, ``delete`` and maintenance raise). Commands that only
+    read (``dreamgym replay stats``, ``search``, ``export``) open buffers this way."""
+
     write_window_s: float = Field(default=0.005, ge=0)
     """Write coalescing: after the first pending ``add``, wait this long for more before writing. All adds
     pending when a write starts become one table version."""

@@ -260,6 +260,8 @@ class LanceDBReplayBuffer:
             if cfg.read_consistency_interval_s is None
             else timedelta(seconds=cfg.read_consistency_interval_s)
         )
+        if cfg.read_only and _missing_local(cfg.uri):
+            raise ReplayBufferError(f"no replay buffer at {cfg.uri!r} (opened read-only, so none is created)")
         self._db = db = await lancedb.connect_async(
             cfg.uri,
             api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
@@ -271,19 +273,24 @@ class LanceDBReplayBuffer:
         try:
             table = await db.open_table(cfg.table)
         except ValueError:  # not found (LanceDB reports it as ValueError): create it
+            if cfg.read_only:
+                raise ReplayBufferError(
+                    f"no replay table {cfg.table!r} at {cfg.uri!r} (opened read-only, so none is created)"
+                ) from None
             table = await db.create_table(cfg.table, schema=schema, exist_ok=True)
         self._table = table
         self._check_schema(await table.schema())
-        if "sample" not in (await table.schema()).names:  # schema version 2: add the column, all null
-            await table.add_columns(sample_field())
+        if "sample" not in (await table.schema()).names and not cfg.read_only:
+            await table.add_columns(sample_field())  # schema version 2: add the column, all null
         self._schema = await table.schema()
         pa_ = pyarrow()
         names: list[str] = self._schema.names
-        self._point_columns = [RECORD] if RECORD in names else list(TRANSITION_COLUMNS)
+        self._point_columns = [RECORD] if RECORD in names else [c for c in TRANSITION_COLUMNS if c in names]
         self._row_schema = pa_.schema(
             [f for f in self._schema if f.name != VECTOR], metadata=self._schema.metadata
         )
-        await self._ensure_scalar_indexes()
+        if not cfg.read_only:
+            await self._ensure_scalar_indexes()
         self._rows = await table.count_rows()
         id_index = await table.index_stats("id_idx")
         self._full_id_check = id_index is None or id_index.num_unindexed_rows > 0
@@ -322,6 +329,10 @@ class LanceDBReplayBuffer:
             raise ReplayBufferError("the replay buffer is not open: use it inside `async with`")
         return self._table
 
+    def _check_writable(self) -> None:
+        if self.config.read_only:
+            raise ReplayBufferError(f"the replay table at {self.config.uri!r} was opened read-only")
+
     # -- writing -------------------------------------------------------------------------------------
     async def add(self, transitions: Sequence[Transition]) -> None:
         """Store ``transitions`` (embedding their (state, action) text); durable once this returns.
@@ -333,6 +344,7 @@ class LanceDBReplayBuffer:
             RecordValidationError: a record is invalid (nothing from this call is written).
             ReplayBufferError: the buffer is not open, or the write failed.
         """
+        self._check_writable()
         batch, data = await self._checked(transitions)
         if not batch:
             return
@@ -688,7 +700,8 @@ class LanceDBReplayBuffer:
         """Iterate over the matching rows as Arrow record batches (the transition columns, plus ``vector``
         when ``vectors`` is true)."""
         table = self._live_table()
-        columns = [*TRANSITION_COLUMNS, VECTOR] if vectors else list(TRANSITION_COLUMNS)
+        columns = [c for c in TRANSITION_COLUMNS if c in self._schema.names]
+        columns += [VECTOR] if vectors else []
         query = table.query().select(columns)
         where = sql_filter(source=source, environment=environment)
         if where is not None:
@@ -723,6 +736,7 @@ class LanceDBReplayBuffer:
         Raises:
             ValueError: no filter was given.
         """
+        self._check_writable()
         parts = [
             p
             for p in (
@@ -753,6 +767,7 @@ class LanceDBReplayBuffer:
 
         Search stays exact (brute force) until an index exists; maintenance keeps it up to date afterwards.
         """
+        self._check_writable()
         table = self._live_table()
         async with self._maintenance_lock:
             await self._build_vector_index(await table.count_rows())
@@ -760,6 +775,7 @@ class LanceDBReplayBuffer:
     async def compact(self) -> MaintenanceReport:
         """Run maintenance now: build or retrain the vector index if due, compact data files, bring every
         index up to date and prune versions older than ``prune_older_than_s``."""
+        self._check_writable()
         return await self._maintain()
 
     @contextlib.asynccontextmanager
@@ -770,6 +786,7 @@ class LanceDBReplayBuffer:
         at the end. The import functions use this. Searches during the block stay correct (new rows are
         searched exactly until the index covers them).
         """
+        self._check_writable()
         self._live_table()
         self._paused += 1
         try:
@@ -887,7 +904,10 @@ def _fsync_new_files(root: Path, since_ns: int) -> None:
 
 
 async def stored_embedder(config: ReplayConfig) -> tuple[str, int] | None:
-    """The ``(name, dim)`` of the embedder an existing table was built with; ``None`` if there is no table."""
+    """The ``(name, dim)`` of the embedder an existing table was built with; ``None`` if there is no table.
+    Reads only: a missing local directory is not created."""
+    if _missing_local(config.uri):
+        return None
     lancedb = require("lancedb", extra="lancedb", feature="LanceDBReplayBuffer")
     db = await lancedb.connect_async(
         config.uri,
@@ -910,3 +930,8 @@ async def stored_embedder(config: ReplayConfig) -> tuple[str, int] | None:
         return None
     dim: int = schema.field(VECTOR).type.list_size
     return name, dim
+
+
+def _missing_local(uri: str) -> bool:
+    """Whether ``uri`` is a local path with no directory there (connecting would create one)."""
+    return "://" not in uri and not Path(uri).is_dir()

@@ -88,3 +88,17 @@ def test_config_file(tmp_path: Path) -> None:
     data.write_text(transition(1).model_dump_json() + "\n")
     assert runner.invoke(app, ["import", str(data), "--config", str(config)]).exit_code == 0
     assert (tmp_path / "db" / "mine.lance").is_dir()
+
+
+def test_read_only_commands_never_create_a_buffer(tmp_path: Path) -> None:
+    typo = ["--uri", str(tmp_path / "tpyo")]
+    commands = [
+        ["stats", *typo],
+        ["export", str(tmp_path / "out.jsonl"), *typo],
+        ["search", "a room", "look", *typo, "--embedder", "hashing"],
+    ]
+    for command in commands:
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, (command, result.output)
+        assert "no replay buffer at" in result.output
+    assert not (tmp_path / "tpyo").exists()

@@ -66,6 +66,29 @@ async def test_a_table_from_before_samples_gains_the_column_and_keeps_its_rows(
         assert [t async for batch in buffer.scan() for t in batch if t.sample is not None] == [sampled]
 
 
+async def test_read_only_opens_only_what_exists_and_writes_nothing(
+    tmp_path: Path, hashing: HashingEmbedder
+) -> None:
+    import lancedb
+
+    with pytest.raises(ReplayBufferError, match="opened read-only, so none is created"):
+        async with LanceDBReplayBuffer(tmp_path / "typo", embedder=hashing, read_only=True):
+            pass
+    assert not (tmp_path / "typo").exists()
+    async with LanceDBReplayBuffer(tmp_path / "db", embedder=hashing) as buffer:
+        await buffer.add([transition(1)])
+    db = await lancedb.connect_async(str(tmp_path / "db"))
+    table = await db.open_table(ReplayConfig().table)
+    await table.drop_columns(["sample"])  # a table of schema version 2
+    version = await table.version()
+    async with LanceDBReplayBuffer(tmp_path / "db", embedder=hashing, read_only=True) as buffer:
+        assert [t.id async for batch in buffer.scan() for t in batch] == [transition(1).id]
+        assert (await buffer.get([transition(1).id]))[0].sample is None
+        with pytest.raises(ReplayBufferError, match="read-only"):
+            await buffer.add([transition(2)])
+    assert await table.version() == version  # no migration, no index, no write
+
+
 async def test_config_object_and_uris(tmp_path: Path, hashing: HashingEmbedder) -> None:
     config = ReplayConfig(uri=f"file://{tmp_path / 'via-uri'}", table="custom")
     async with LanceDBReplayBuffer(config, embedder=hashing) as buffer:
