@@ -64,14 +64,15 @@ class PolicyBackend(ABC, Generic[C, B]):
 
     def _samples(self, episode: Episode) -> list[Sample] | None:
         """The samples of the episode's steps, in order; ``None`` when it was skipped as untrainable."""
+        if not episode.transitions:
+            return self._untrainable(episode, "no_samples", "the episode has no transitions")
         missing = [t.step for t in episode.transitions if t.sample is None]
-        if not episode.transitions or missing:
-            where = f"steps {missing[:5]}" if missing else "the episode has no transitions and"
+        if missing:
             return self._untrainable(
                 episode,
                 "no_samples",
-                f"{where} carry no Sample: play it with a policy that records what it sampled "
-                "(HFPolicy, or an LLMPolicy with logprobs) through a recording env",
+                f"steps {missing[:5]} carry no Sample: play it with a policy that records what it sampled "
+                "(HFPolicy, or LLMPolicy with record_samples=True) through a recording env",
             )
         samples = [t.sample for t in episode.transitions if t.sample is not None]
         lag = self.policy.version - min(s.policy_version for s in samples)
