@@ -25,6 +25,7 @@ from dreamgym_sdk.testing.worlds import (
     key_and_door_env,
     key_and_door_policy,
     key_and_door_tasks,
+    success_rose,
 )
 
 __all__ = [
@@ -50,5 +51,6 @@ __all__ = [
     "key_and_door_policy",
     "key_and_door_tasks",
     "serve_in_subprocess",
+    "success_rose",
     "teach_tiny_model",
 ]

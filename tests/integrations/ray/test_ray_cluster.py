@@ -27,7 +27,7 @@ import pytest
 pytest.importorskip("ray")
 pytest.importorskip("trl", reason="GRPOBackend needs the train extra (trl)")
 
-from dreamgym_sdk.testing.worlds import build_key_and_door_model
+from dreamgym_sdk.testing.worlds import build_key_and_door_model, success_rose
 
 HEAD, NODE = "127.0.0.3", "127.0.0.2"
 DRIVER = Path(__file__).with_name("cluster_driver.py")
@@ -109,7 +109,7 @@ def test_grpo_trains_on_episodes_from_both_nodes_of_a_cluster(
     assert all(w["episodes"] > 0 and w["policy_version"] == result["version"] for w in workers), workers
     assert result["policy_lag"] == [0.0] * len(result["policy_lag"])  # every round played the newest weights
     ray_curve, local_curve = result["curve"], result["in_process"]
-    assert ray_curve[0] < 0.2 and sum(ray_curve[-3:]) / 3 >= 0.4, ray_curve
+    assert success_rose(ray_curve), ray_curve
     # the same training in one process (sampling streams differ): mean success over the run within noise
     # (measured: 0.43 and 0.38 on Ray against 0.26 in one process, whose late success is 0.57)
     mean_ray, mean_local = sum(ray_curve) / len(ray_curve), sum(local_curve) / len(local_curve)

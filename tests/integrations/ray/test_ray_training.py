@@ -23,6 +23,7 @@ from dreamgym_sdk.testing.worlds import (
     key_and_door_env,
     key_and_door_policy,
     key_and_door_tasks,
+    success_rose,
 )
 from dreamgym_sdk.training import GRPOBackend, GRPOBackendConfig
 
@@ -39,13 +40,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def test_grpo_learns_from_episodes_played_only_on_ray_workers(model_dir: Path) -> None:
     before = key_and_door_policy(model_dir, seed=0).get_weights()
     config = RayConfig(num_workers=2, episodes_per_worker=32)
-    driver, result = await train_on_ray(str(model_dir), config, updates=15)
+    driver, result = await train_on_ray(str(model_dir), config)
     after, curve, workers = driver.get_weights(), result["curve"], result["workers"]
     assert not any(torch.equal(v, after[k]) for k, v in before.items() if v.dim() > 1)
     assert [w["policy_version"] for w in workers] == [driver.version] * 2
     assert all(w["episodes"] > 0 for w in workers), workers
-    assert result["policy_lag"] == [0.0] * 15  # every round played the newest weights
-    assert curve[0] < 0.2 and sum(curve[-3:]) / 3 >= 0.4, f"GRPO did not learn from Ray episodes: {curve}"
+    assert result["policy_lag"] == [0.0] * len(curve)  # every round played the newest weights
+    assert success_rose(curve), f"GRPO did not learn from Ray episodes: {curve}"
 
 
 async def test_episodes_without_samples_from_workers_are_refused(model_dir: Path) -> None:
