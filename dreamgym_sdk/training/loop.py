@@ -329,7 +329,7 @@ class DreamGymTrainer:
             )
             self.totals["idle_updates"] += 1
         sync = getattr(self.rollouts, "sync_weights", None)
-        if sync is not None and result is not None and update.get("optimizer_steps") != 0.0:
+        if sync is not None and update.get("optimizer_steps") != 0.0:
             await sync(self.policy)  # the workers' copies play the next iteration with the new weights
         self.iteration += 1
         await bus.publish(PolicyUpdated(step=self.iteration, metrics=update))

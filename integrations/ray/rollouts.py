@@ -117,8 +117,6 @@ class RayRollouts:
         self._workers: list[Any] = []
         self._load: list[int] = []
         self._slots = anyio.CapacityLimiter(self.config.max_in_flight)
-        self.policy_version: int | None = None
-        """The policy version last sent to the workers by :meth:`sync_weights` (``None``: never)."""
         self._submitted = 0
         self._published = 0
         self._in_flight = 0
@@ -201,10 +199,8 @@ class RayRollouts:
             raise RuntimeError("RayRollouts is not running: use `async with RayRollouts(...) as rollouts`")
         weights = await anyio.to_thread.run_sync(policy.get_weights)
         ref = self._ray.put(weights)
-        version = int(policy.version)
-        for call in [worker.set_weights.remote(ref, version) for worker in self._workers]:
+        for call in [worker.set_weights.remote(ref, int(policy.version)) for worker in self._workers]:
             await call
-        self.policy_version = version
 
     async def worker_info(self) -> list[dict[str, Any]]:
         """Per worker: the Ray node it runs on, its process id, episodes played and policy version."""
