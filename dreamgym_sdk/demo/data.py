@@ -101,8 +101,11 @@ async def train_experience_model(
         history_window=1,
         embedder="hashing",
         # the synthetic tasks are the training games, whose real transitions ground the model: it learns to
-        # use same-game examples (and when their action differs from the one asked about)
+        # use same-game examples (and when their action differs from the one asked about), retrieved from
+        # the game itself, whose recipe they reveal
         exclude="episode",
+        retrieval_scope="task",
+        answer_format="sections",  # no JSON quoting for a 1M-parameter model to get wrong
         ablation_mix={"full": 0.55, "no-history": 0.15, "no-retrieval": 0.15, "no-reasoning": 0.15},
     )
     dataset = await build_dataset(annotated.transitions, tasks=textworld_tasks(games), config=dataset_config)

@@ -19,7 +19,6 @@ switched off, so that one model answers all the prompt variants the fidelity eva
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dreamgym_sdk.errors import ConfigError, ModelOutputError
 from dreamgym_sdk.experience.base import ExperienceRequest
-from dreamgym_sdk.experience.parsing import RewardMode, parse_experience_output
+from dreamgym_sdk.experience.parsing import AnswerFormat, RewardMode, parse_experience_output, render_answer
 from dreamgym_sdk.experience.prompts import build_messages
-from dreamgym_sdk.experience.reasoning import ReasoningConfig
+from dreamgym_sdk.experience.reasoning import ReasoningConfig, RetrievalScope
 from dreamgym_sdk.replay.base import Retriever, SearchHit
 from dreamgym_sdk.types import Source, Task, Transition
 
@@ -73,9 +72,15 @@ class DatasetConfig(BaseModel):
     reward_mode: RewardMode = "dense"
     """``"dense"``: the target reward is the environment's (TextWorld: the score change, 0 or 1 per
     step); ``"outcome"``: 1 on the step that accomplishes the task, else 0 (the paper's default)."""
+    answer_format: AnswerFormat = "json"
+    """How the model is trained to answer: the contract's JSON object, or the plain ``sections`` the
+    examples are shown in (no quoting or escaping: far fewer unusable answers from a small model)."""
     exclude: Literal["episode", "task"] = "task"
     """What retrieval may not return for an example: the transition's own episode, or its whole task
     (game), as when the model later meets unseen games."""
+    retrieval_scope: RetrievalScope = "environment"
+    """Where examples are retrieved from, as the model will retrieve them (see
+    :attr:`~dreamgym_sdk.experience.ReasoningConfig.retrieval_scope`)."""
     embedder: str = "minilm"
     """Embedder of the retrieval buffer (``minilm``, ``hashing``, ``hf:<path>``; see ``make_embedder``)."""
     ablation_mix: dict[Variant, float] = Field(default_factory=lambda: {"full": 1.0})
@@ -101,6 +106,8 @@ class DatasetConfig(BaseModel):
             history_max_chars=self.history_max_chars,
             example_max_chars=self.example_max_chars,
             reward_mode=self.reward_mode,
+            answer_format=self.answer_format,
+            retrieval_scope=self.retrieval_scope,
             use_history=variant != "no-history",
             use_retrieval=variant != "no-retrieval",
             use_reasoning=variant != "no-reasoning",
@@ -148,10 +155,6 @@ class DistillDataset:
         return {e.task_id for e in self.valid}
 
 
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
 def target_reward(transition: Transition, reward_mode: RewardMode) -> float:
     """The reward an experience model should predict for ``transition``: the recorded reward (dense), or
     1 when the step accomplishes the task and 0 otherwise (outcome)."""
@@ -160,24 +163,33 @@ def target_reward(transition: Transition, reward_mode: RewardMode) -> float:
     return transition.reward
 
 
-def experience_target(transition: Transition, *, reward_mode: RewardMode, use_reasoning: bool = True) -> str:
-    """The contract's JSON object for ``transition``, reasoning first (omitted when ``use_reasoning`` is
-    off, as the prompt then asks).
+def experience_target(
+    transition: Transition,
+    *,
+    reward_mode: RewardMode,
+    use_reasoning: bool = True,
+    answer_format: AnswerFormat = "json",
+) -> str:
+    """The answer the model is trained to write for ``transition``, in ``answer_format``, reasoning first
+    (omitted when ``use_reasoning`` is off, as the prompt then asks).
 
     Raises:
-        ModelOutputError: the object would not pass :func:`~dreamgym_sdk.experience.parsing.
+        ModelOutputError: the answer would not pass :func:`~dreamgym_sdk.experience.parsing.
             parse_experience_output` (a dense reward outside [0, 1], or an outcome reward inconsistent
             with done and success).
     """
-    target: dict[str, Any] = {}
-    if use_reasoning:
-        target["reasoning"] = transition.reasoning
-    target["next_state"] = transition.next_state
-    target["reward"] = _number(target_reward(transition, reward_mode))
-    target["done"] = transition.terminated
-    target["success"] = transition.success
-    text = json.dumps(target, ensure_ascii=False)
-    parse_experience_output(text, use_reasoning=use_reasoning, reward_mode=reward_mode)
+    t = transition
+    text = render_answer(
+        t.reasoning if use_reasoning else None,
+        t.next_state,
+        target_reward(t, reward_mode),
+        t.terminated,
+        t.success,
+        answer_format=answer_format,
+    )
+    parse_experience_output(
+        text, answer_format=answer_format, use_reasoning=use_reasoning, reward_mode=reward_mode
+    )
     return text
 
 
@@ -208,25 +220,38 @@ def split_by_task(
 
 
 async def _retrieve(
-    retriever: Retriever, t: Transition, k: int, exclude: Literal["episode", "task"]
+    retriever: Retriever,
+    t: Transition,
+    k: int,
+    exclude: Literal["episode", "task"],
+    scope: RetrievalScope = "environment",
 ) -> list[SearchHit]:
-    """The top ``k`` real transitions for ``t``, none of its episode (or task); fetches more until enough
-    remain after the exclusion or the buffer is exhausted."""
-    fetch = 4 * k + 8
-    while True:
-        hits = await retriever.search(
-            t.state, t.action, k=fetch, environment=t.environment, source=Source.REAL
-        )
-        kept = [
-            h
-            for h in hits
-            if h.transition.id != t.id
-            and h.transition.episode_id != t.episode_id
-            and (exclude == "episode" or h.transition.task_id != t.task_id)
-        ]
-        if len(kept) >= k or len(hits) < fetch:
-            return kept[:k]
-        fetch *= 4
+    """The top ``k`` real transitions for ``t``, none of its episode (or task), as the model retrieves them
+    at inference (with ``scope="task"``, the same task's first, topped up from the environment); fetches
+    more until enough remain after the exclusion or the buffer is exhausted."""
+
+    async def search(task_id: str | None, want: int) -> list[SearchHit]:
+        fetch = 4 * want + 8
+        while True:
+            hits = await retriever.search(
+                t.state, t.action, k=fetch, environment=t.environment, task_id=task_id, source=Source.REAL
+            )
+            kept = [
+                h
+                for h in hits
+                if h.transition.id != t.id
+                and h.transition.episode_id != t.episode_id
+                and (exclude == "episode" or h.transition.task_id != t.task_id)
+            ]
+            if len(kept) >= want or len(hits) < fetch:
+                return kept[:want]
+            fetch *= 4
+
+    kept = await search(t.task_id, k) if scope == "task" and exclude == "episode" else []
+    if len(kept) < k:
+        seen = {h.transition.id for h in kept}
+        kept += [h for h in await search(None, k + len(kept)) if h.transition.id not in seen][: k - len(kept)]
+    return kept
 
 
 def _task_of(t: Transition, tasks: Mapping[str, Task]) -> Task:
@@ -261,7 +286,12 @@ async def build_examples(
         variant = _draw_variant(config.ablation_mix, config.seed, t.id)
         rconfig = config.reasoning_config(variant)
         try:
-            target = experience_target(t, reward_mode=config.reward_mode, use_reasoning=rconfig.use_reasoning)
+            target = experience_target(
+                t,
+                reward_mode=config.reward_mode,
+                use_reasoning=rconfig.use_reasoning,
+                answer_format=config.answer_format,
+            )
         except ModelOutputError as exc:
             skipped[t.id] = exc.reason
             if on_example is not None:
@@ -269,7 +299,7 @@ async def build_examples(
             continue
         hits: list[SearchHit] = []
         if rconfig.use_retrieval and retriever is not None and config.k > 0:
-            hits = await _retrieve(retriever, t, config.k, config.exclude)
+            hits = await _retrieve(retriever, t, config.k, config.exclude, config.retrieval_scope)
         history = tuple(h for h in by_episode.get(t.episode_id, ()) if h.step < t.step)
         request = ExperienceRequest(
             task=_task_of(t, tasks),

@@ -32,7 +32,7 @@ from dreamgym_sdk.types import Transition
 
 __all__ = ["RULES_VERSION", "RuleBasedAnnotator", "explain_step"]
 
-RULES_VERSION = "tw-rules-v2"
+RULES_VERSION = "tw-rules-v3"
 """Version of the rules' wording; recorded in every annotation."""
 
 _FACT = re.compile(r"^\s*([^()]+?)\s*\((.*)\)\s*$")
@@ -173,6 +173,8 @@ def _recipe_sentence(action: str, truth: StepGroundTruth) -> str | None:
         return None
     food = {a[0] for p, a in _facts(truth.facts_before) if len(a) == 1 and p in _FOOD_KINDS}
     obj = re.split(r" (?:from|with|into|on) ", rest, maxsplit=1)[0]
+    if obj == "meal":
+        return None
     if obj in recipe:
         return f"The recipe needs the {obj}."
     if obj in food:

@@ -1,6 +1,16 @@
 """Turning raw model text into a validated :class:`ExperienceOutput`, or a :class:`ModelOutputError`.
 
-Parsing is two steps:
+Models answer in one of two formats (:data:`AnswerFormat`): a JSON object (the default; what hosted models
+and structured output handle best) or **sections**, the plain lines retrieved examples are shown in::
+
+    Reasoning: 'eat meal' is admissible here. ...
+    Next state:
+    location: kitchen
+    inventory: nothing
+    Reward: 1 | Done: true | Success: true
+
+Sections need no quoting or escaping, which small distilled models get wrong far more often than the
+content (:func:`render_answer` writes them, :func:`extract_sections` reads them). Parsing is two steps:
 
 1. **Read** the first JSON object in the text (:func:`extract_json_object`): code fences and prose around
    it are ignored, and only unambiguous syntax repairs are made (trailing commas, single quotes, Python
@@ -20,6 +30,7 @@ needs ``done`` and ``success``; ``success`` needs a reward of 1. An inconsistent
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -34,22 +45,35 @@ from dreamgym_sdk.experience.base import ExperienceOutput
 
 __all__ = [
     "CONTRACT_FIELDS",
+    "AnswerFormat",
     "ExtractedJson",
     "ParsedOutput",
     "RewardMode",
     "error_reason",
     "extract_json",
+    "extract_sections",
+    "outcome_line",
     "parse_experience_output",
+    "render_answer",
     "validate_experience",
 ]
 
 RewardMode = Literal["outcome", "dense"]
 """``"outcome"``: reward is 1 on the successful final step, else 0. ``"dense"``: any reward in [0, 1]."""
 
+AnswerFormat = Literal["json", "sections"]
+"""How the model writes its answer: one JSON object, or the plain sections examples are shown in."""
+
 CONTRACT_FIELDS = ("reasoning", "next_state", "reward", "done", "success")
 """The contract's fields, in the order the model writes them."""
 
 _NUMERIC = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*")
+_SECTIONS = re.compile(
+    r"(?:Reasoning:[ \t]*(?P<reasoning>.*?)\s*\n)?\s*Next state:[ \t]*\n?(?P<next_state>.*?)\n[ \t]*"
+    r"Reward:[ \t]*(?P<reward>[^|\n]*?)[ \t]*\|[ \t]*Done:[ \t]*(?P<done>\w+)[ \t]*\|[ \t]*Success:[ \t]*"
+    r"(?P<success>\w+)",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +110,60 @@ def extract_json(
         raise ModelOutputError(f"no usable JSON object: {exc}{hint}", raw_text=text) from exc
 
 
+def outcome_line(reward: float, done: bool, success: bool) -> str:
+    """The last line of a sections answer (and of a rendered example): ``Reward: 1 | Done: true | ...``."""
+    return f"Reward: {reward:g} | Done: {str(done).lower()} | Success: {str(success).lower()}"
+
+
+def render_answer(
+    reasoning: str | None,
+    next_state: str,
+    reward: float,
+    done: bool,
+    success: bool,
+    *,
+    answer_format: AnswerFormat,
+) -> str:
+    """An answer in ``answer_format`` (``reasoning=None`` leaves it out, as the prompt then asks): what a
+    distilled model is trained to write."""
+    if answer_format == "sections":
+        head = "" if reasoning is None else f"Reasoning: {' '.join(reasoning.split())}\n"
+        return f"{head}Next state:\n{next_state}\n{outcome_line(reward, done, success)}"
+    fields: dict[str, Any] = {} if reasoning is None else {"reasoning": reasoning}
+    value: float | int = int(reward) if float(reward).is_integer() else reward
+    fields |= {"next_state": next_state, "reward": value, "done": done, "success": success}
+    return json.dumps(fields, ensure_ascii=False)
+
+
+def extract_sections(text: str, *, finish_reason: str | None = None) -> dict[str, Any]:
+    """Read a sections answer (see the module docstring) into its fields: the reward as a number and the
+    flags as booleans when they are written as such (else as the text, which validation rejects).
+
+    Raises:
+        ModelOutputError: no ``Next state:`` section followed by a ``Reward: … | Done: … | Success: …`` line;
+            carries ``text`` as ``raw_text``.
+    """
+    match = _SECTIONS.search(text)
+    if match is None:
+        hint = " (the output was cut off at max_tokens)" if finish_reason == "length" else ""
+        raise ModelOutputError(
+            "no usable answer: expected 'Next state:' then a line 'Reward: <number> | Done: <true|false> | "
+            f"Success: <true|false>'{hint}",
+            raw_text=text,
+        )
+    fields: dict[str, Any] = {k: v for k, v in match.groupdict().items() if v is not None}
+    if _NUMERIC.fullmatch(fields["reward"]):
+        fields["reward"] = float(fields["reward"])
+    for flag in ("done", "success"):
+        if fields[flag] in ("true", "false"):
+            fields[flag] = fields[flag] == "true"
+    return fields
+
+
 def parse_experience_output(
     text: str,
     *,
+    answer_format: AnswerFormat = "json",
     finish_reason: str | None = None,
     use_reasoning: bool = True,
     reward_mode: RewardMode = "outcome",
@@ -98,6 +173,8 @@ def parse_experience_output(
 
     Args:
         text: the raw completion.
+        answer_format: the format the model was asked for; a sections answer that holds no sections is
+            read as JSON when it contains an object (and the other way round), so either is accepted.
         finish_reason: the provider's finish reason (``"length"`` means the answer was cut off).
         use_reasoning: whether the model was asked for ``reasoning``; when off, the output's reasoning is
             always ``""``.
@@ -108,15 +185,40 @@ def parse_experience_output(
     Raises:
         ModelOutputError: the answer is unusable; ``raw_text`` is ``text`` unchanged.
     """
-    extracted = extract_json(text, prefer_keys=CONTRACT_FIELDS, finish_reason=finish_reason)
+    data: Mapping[str, Any]
+    repairs: tuple[str, ...] = ()
+    try:
+        if answer_format == "sections":
+            data = extract_sections(text, finish_reason=finish_reason)
+        else:
+            extracted = extract_json(text, prefer_keys=CONTRACT_FIELDS, finish_reason=finish_reason)
+            data, repairs = extracted.value, extracted.repairs
+    except ModelOutputError:
+        other = _other_format(text, answer_format)
+        if other is None:
+            raise
+        data, repairs = other
     return validate_experience(
-        extracted.value,
+        data,
         raw_text=text,
-        repairs=extracted.repairs,
+        repairs=repairs,
         use_reasoning=use_reasoning,
         reward_mode=reward_mode,
         reward_tolerance=reward_tolerance,
     )
+
+
+def _other_format(text: str, asked: AnswerFormat) -> tuple[Mapping[str, Any], tuple[str, ...]] | None:
+    """The answer read in the format that was not asked for, or ``None``."""
+    try:
+        if asked == "sections" and "{" in text:
+            extracted = extract_json(text, prefer_keys=CONTRACT_FIELDS)
+            return extracted.value, (*extracted.repairs, "json_answer")
+        if asked == "json" and "Next state:" in text:
+            return extract_sections(text), ("sections_answer",)
+    except ModelOutputError:
+        return None
+    return None
 
 
 def validate_experience(

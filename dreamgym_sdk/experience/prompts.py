@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from dreamgym_sdk.experience.base import ExperienceRequest
+from dreamgym_sdk.experience.parsing import outcome_line
 from dreamgym_sdk.providers.base import ChatMessage
 from dreamgym_sdk.replay.base import SearchHit
 from dreamgym_sdk.types import Task, Transition
@@ -97,6 +98,17 @@ class PromptTemplate(BaseModel):
         '{"next_state": "<the complete next state>", "reward": <number>, "done": <true|false>, '
         '"success": <true|false>}'
     )
+    output_sections_with_reasoning: str = (
+        "Answer in the format of the examples' last lines, and nothing else:\n"
+        "Reasoning: <step by step: what the action does in this state, and why it leads to the next state "
+        "and reward>\nNext state:\n<the complete next state>\n"
+        "Reward: <number> | Done: <true|false> | Success: <true|false>"
+    )
+    output_sections_without_reasoning: str = (
+        "Answer in the format of the examples' last lines, with no explanation, and nothing else:\n"
+        "Next state:\n<the complete next state>\nReward: <number> | Done: <true|false> | Success: "
+        "<true|false>"
+    )
     closing: str = "Predict the environment's response to the action."
     """Last line of the user message."""
     initial_state_system: str = (
@@ -112,6 +124,11 @@ class PromptTemplate(BaseModel):
         "format exactly."
     )
     """User message appended after an unusable answer (``{error}`` is filled in)."""
+    retry_feedback_sections: str = (
+        "Your answer could not be used: {error}. Answer again with only the sections, following the "
+        "format exactly."
+    )
+    """The same, when the answer format is ``sections``."""
 
 
 DEFAULT_TEMPLATE = PromptTemplate()
@@ -211,9 +228,7 @@ def render_retrieved(
         if include_reasoning and t.reasoning:
             lines.append(f"Reasoning: {clip_text(t.reasoning, max_chars)}")
         lines.append(f"Next state:\n{clip_text(t.next_state, max_chars)}")
-        lines.append(
-            f"Reward: {t.reward:g} | Done: {str(t.done).lower()} | Success: {str(t.success).lower()}"
-        )
+        lines.append(outcome_line(t.reward, t.done, t.success))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -228,6 +243,7 @@ def prompt_version(config: ReasoningConfig) -> str:
             ("no-retrieval", not config.use_retrieval),
             ("no-reasoning", not config.use_reasoning),
             ("dense", config.reward_mode == "dense"),
+            ("sections", config.answer_format == "sections"),
         )
         if on
     ]
@@ -272,9 +288,16 @@ def build_messages(
     reward_rule = (
         template.reward_rule_outcome if config.reward_mode == "outcome" else template.reward_rule_dense
     )
-    output_format = (
-        template.output_with_reasoning if config.use_reasoning else template.output_without_reasoning
-    )
+    if config.answer_format == "sections":
+        output_format = (
+            template.output_sections_with_reasoning
+            if config.use_reasoning
+            else template.output_sections_without_reasoning
+        )
+    else:
+        output_format = (
+            template.output_with_reasoning if config.use_reasoning else template.output_without_reasoning
+        )
     system = template.system.replace("{reward_rule}", reward_rule).replace("{output_format}", output_format)
 
     task = request.task

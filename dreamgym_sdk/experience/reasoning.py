@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ModelOutputError
 from dreamgym_sdk.experience.base import ExperienceRequest, Prediction
-from dreamgym_sdk.experience.parsing import RewardMode, error_reason, extract_json, parse_experience_output
+from dreamgym_sdk.experience.parsing import (
+    AnswerFormat,
+    RewardMode,
+    error_reason,
+    extract_json,
+    parse_experience_output,
+)
 from dreamgym_sdk.experience.prompts import (
     DEFAULT_TEMPLATE,
     PromptTemplate,
@@ -33,11 +40,15 @@ from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, 
 from dreamgym_sdk.replay.base import Retriever, SearchHit
 from dreamgym_sdk.types import Provenance, Source, Task
 
-__all__ = ["ReasoningConfig", "ReasoningExperienceModel"]
+__all__ = ["ReasoningConfig", "ReasoningExperienceModel", "RetrievalScope"]
 
 _log = get_logger(__name__)
 _SEED_STRIDE = 1_000_003
 _MAX_TOKENS_GROWTH = 4
+
+
+RetrievalScope = Literal["environment", "task"]
+"""Where grounding transitions come from: the whole environment, or the task's own first."""
 
 
 class ReasoningConfig(BaseModel):
@@ -56,6 +67,10 @@ class ReasoningConfig(BaseModel):
     """How many retrieved transitions to show."""
     retrieval_source: Source | None = Source.REAL
     """Which transitions to retrieve: real ones only (default), synthetic ones, or ``None`` for both."""
+    retrieval_scope: RetrievalScope = "environment"
+    """Where to look: the whole environment, or first the task's own transitions (a generated variation's
+    parent task's), topped up from the environment. In a world whose rules differ per task (which
+    ingredient a recipe needs), only the same task's transitions show its rules."""
     history_window: int = Field(default=8, ge=0)
     """Besides step 0, how many of the most recent steps the prompt shows."""
     history_max_chars: int = Field(default=12_000, ge=200)
@@ -80,8 +95,12 @@ class ReasoningConfig(BaseModel):
     ``1 + max_retries``)."""
     retry_with_feedback: bool = True
     """On a retry, show the model its unusable answer and the error (otherwise re-ask with another seed)."""
+    answer_format: AnswerFormat = "json"
+    """Ask for one JSON object, or for the plain ``sections`` retrieved examples are shown in (what small
+    distilled models write most reliably; see :mod:`~dreamgym_sdk.experience.parsing`). Either is read."""
     structured_output: bool = True
-    """Pass the JSON schema of the answer as ``response_schema`` (used by providers that support it)."""
+    """Pass the JSON schema of the answer as ``response_schema`` (used by providers that support it; never
+    with ``answer_format="sections"``)."""
     template: PromptTemplate = DEFAULT_TEMPLATE
     """The prompt texts; their ``version`` is recorded in every transition's provenance."""
 
@@ -118,14 +137,28 @@ class ReasoningExperienceModel:
         config = self.config
         if not config.use_retrieval or self.retriever is None or config.k == 0:
             return []
+        task = request.task
+        scoped = config.retrieval_scope == "task"
         hits = await self.retriever.search(
             request.state,
             request.action,
             k=config.k,
-            environment=request.task.environment,
+            environment=task.environment,
+            task_id=(task.parent_id or task.id) if scoped else None,
             source=config.retrieval_source,
         )
-        return list(hits)[: config.k]
+        hits = list(hits)[: config.k]
+        if scoped and len(hits) < config.k:  # a task without (enough) real transitions of its own
+            more = await self.retriever.search(
+                request.state,
+                request.action,
+                k=config.k,
+                environment=task.environment,
+                source=config.retrieval_source,
+            )
+            seen = {h.transition.id for h in hits}
+            hits += [h for h in more if h.transition.id not in seen][: config.k - len(hits)]
+        return hits
 
     async def predict(self, request: ExperienceRequest) -> Prediction:
         """Synthesise the next state, reward and termination for ``request``.
@@ -138,7 +171,11 @@ class ReasoningExperienceModel:
         hits = await self.retrieve(request)
         base = build_messages(request, hits, config)
         messages = base
-        schema = experience_schema(use_reasoning=config.use_reasoning) if config.structured_output else None
+        schema = (
+            experience_schema(use_reasoning=config.use_reasoning)
+            if config.structured_output and config.answer_format == "json"
+            else None
+        )
         calls: list[ChatResponse] = []
         elapsed = 0.0
         max_tokens = config.max_tokens
@@ -160,6 +197,7 @@ class ReasoningExperienceModel:
             try:
                 parsed = parse_experience_output(
                     response.text,
+                    answer_format=config.answer_format,
                     finish_reason=response.finish_reason,
                     use_reasoning=config.use_reasoning,
                     reward_mode=config.reward_mode,
@@ -192,9 +230,14 @@ class ReasoningExperienceModel:
 
     def _feedback(self, raw_text: str, error: ModelOutputError) -> list[ChatMessage]:
         template = self.config.template
+        feedback = (
+            template.retry_feedback_sections
+            if self.config.answer_format == "sections"
+            else template.retry_feedback
+        )
         return [
             ChatMessage(role="assistant", content=clip_text(raw_text, 4_000) or "(empty answer)"),
-            ChatMessage(role="user", content=template.retry_feedback.replace("{error}", error_reason(error))),
+            ChatMessage(role="user", content=feedback.replace("{error}", error_reason(error))),
         ]
 
     async def initial_state(self, task: Task) -> str:

@@ -159,3 +159,24 @@ async def test_inconsistent_targets_are_skipped_with_a_reason() -> None:
     assert "bad" in dataset.skipped and len(dataset.train) == len(DATA) - 1
     with pytest.raises(ConfigError):
         await build_dataset([t.model_copy(update={"source": Source.SYNTHETIC}) for t in DATA])
+
+
+async def test_task_scoped_sections_examples() -> None:
+    config = DatasetConfig(
+        k=3, embedder="hashing", exclude="episode", retrieval_scope="task", answer_format="sections"
+    )
+    dataset = await build_dataset(DATA, tasks=TASKS, config=config)
+    by_id = {t.id: t for t in DATA}
+    for e in dataset.train:
+        own = [by_id[i].task_id == e.task_id for i in e.retrieved_ids]
+        # the task's other episode (3 steps) first, then the environment: own examples are never outranked
+        assert len(own) == 3 and own == sorted(own, reverse=True) and own[0]
+        assert all(by_id[i].episode_id != e.episode_id for i in e.retrieved_ids)
+        answer = e.completion[0]["content"]
+        assert answer.startswith("Reasoning: ") and "\nNext state:\n" in answer
+        assert answer == experience_target(
+            by_id[e.transition_id], reward_mode="dense", answer_format="sections"
+        )
+        assert "Reward: <number> | Done:" in e.prompt[0]["content"]
+    assert config.reasoning_config().retrieval_scope == "task"
+    assert config.reasoning_config().answer_format == "sections"

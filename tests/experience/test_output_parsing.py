@@ -172,3 +172,29 @@ def test_extract_prefers_keys_and_skips_inner_braces() -> None:
     text = '{"wrapper": {"next_state": "inner"}} {"next_state": "outer"}'
     assert extract_json_object(text, prefer_keys=("next_state",)).value == {"next_state": "outer"}
     assert extract_json_object(text).value == {"wrapper": {"next_state": "inner"}}
+
+
+def test_sections_round_trip_and_either_format_is_read() -> None:
+    from dreamgym_sdk.experience.parsing import render_answer
+
+    for answer_format in ("json", "sections"):
+        text = render_answer('says "hi"\nthen', "a: 1\nb: {x}", 0.5, True, False, answer_format=answer_format)
+        for asked in ("json", "sections"):
+            parsed = parse_experience_output(text, answer_format=asked, reward_mode="dense")
+            assert parsed.output.next_state == "a: 1\nb: {x}" and parsed.output.reward == 0.5
+            assert parsed.output.done and not parsed.output.success
+            assert parsed.output.reasoning == (
+                'says "hi" then' if answer_format == "sections" else 'says "hi"\nthen'
+            )
+            assert bool(parsed.repairs) == (asked != answer_format), "the other format is a recorded repair"
+
+
+def test_unusable_sections_keep_the_raw_text_and_say_what_is_missing() -> None:
+    for text in ("Reasoning: r\nNext state:\ns", "Next state:\ns\nReward: 0 | Done: maybe | Success: false"):
+        with pytest.raises(ModelOutputError) as info:
+            parse_experience_output(
+                text, answer_format="sections", reward_mode="dense", finish_reason="length"
+            )
+        assert info.value.raw_text == text
+    with pytest.raises(ModelOutputError, match=r"Reward: <number>.*cut off"):
+        parse_experience_output("Next state:\ns", answer_format="sections", finish_reason="length")

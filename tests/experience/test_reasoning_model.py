@@ -378,3 +378,60 @@ def test_config_is_validated() -> None:
         ReasoningConfig(nope=True)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="reward_mode"):
         ReasoningConfig(reward_mode="sparse")  # type: ignore[arg-type]
+
+
+async def test_sections_answers_need_no_json() -> None:
+    sections = (
+        "Reasoning: the door gives.\nNext state:\noutside\nin the sun\nReward: 1 | Done: true | Success: true"
+    )
+    provider = ScriptedProvider(["Next state: nowhere", sections])
+    config = ReasoningConfig(answer_format="sections")
+    prediction = await ReasoningExperienceModel(provider, config=config).predict(request_for("open door"))
+    assert prediction.output.next_state == "outside\nin the sun"
+    assert (prediction.output.reward, prediction.output.done, prediction.output.success) == (1.0, True, True)
+    assert prediction.output.reasoning == "the door gives."
+    assert prediction.info["attempts"] == 2 and prediction.info["repairs"] == []
+    first, retry = provider.requests
+    assert first.response_schema is None, "no JSON schema for a sections answer"
+    assert "Reward: <number> | Done: <true|false>" in first.messages[0].content
+    assert "sections" in retry.messages[-1].content and "Reward:" in retry.messages[-1].content
+    assert prediction.provenance.prompt_version == "exp-v1/sections"
+
+
+class TwoTaskRetriever(FakeRetriever):
+    """Real transitions of two tasks; honours the ``task_id`` filter as a buffer does."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.hits = [
+            SearchHit(
+                Transition(
+                    id=f"{task}-{i}", task_id=task, episode_id=task, step=i, environment="house",
+                    state="s", action="open door", next_state="n", reward=0.0, source=Source.REAL,
+                ),
+                score=0.9 - i / 10 - (task == "door") / 2,
+            )
+            for task, count in (("other", 3), ("door", 2))
+            for i in range(count)
+        ]  # fmt: skip
+
+    async def search(self, state: str, action: str, *, k: int = 4, task_id: str | None = None, **kw: Any):
+        self.calls.append({"task_id": task_id, "k": k})
+        hits = [h for h in self.hits if task_id is None or h.transition.task_id == task_id]
+        return sorted(hits, key=lambda h: -h.score)[:k]
+
+
+async def test_task_scoped_retrieval_prefers_the_tasks_own_transitions() -> None:
+    async def retrieved(scope: str, task: Task, k: int) -> tuple[str, ...]:
+        config = ReasoningConfig(retrieval_scope=scope, k=k)  # type: ignore[arg-type]
+        model = ReasoningExperienceModel(
+            FunctionProvider(door_world), retriever=TwoTaskRetriever(), config=config
+        )
+        request = ExperienceRequest(task=task, state="s", action="open door", episode_id="e")
+        return (await model.predict(request)).provenance.retrieved_ids
+
+    assert await retrieved("environment", TASK, 2) == ("other-0", "other-1"), "the others are more similar"
+    assert await retrieved("task", TASK, 2) == ("door-0", "door-1")
+    assert await retrieved("task", TASK, 3) == ("door-0", "door-1", "other-0"), "topped up from the rest"
+    variation = Task(instruction="get out faster", environment="house", parent_id="door")
+    assert await retrieved("task", variation, 1) == ("door-0",), "a variation is grounded on its parent"
