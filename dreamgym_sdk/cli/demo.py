@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from dreamgym_sdk.cli._options import overrides
-from dreamgym_sdk.config_files import validate_config
+from dreamgym_sdk.config_files import load_config
 from dreamgym_sdk.errors import ConfigError
 
 __all__ = ["demo"]
@@ -36,7 +36,9 @@ def demo(
     device: Annotated[str | None, typer.Option(help="Where the policy runs and trains, e.g. cuda.")] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Any DemoConfig field: --set rl_iterations=20 (repeatable)."),
+        typer.Option(
+            "--set", help="Any DemoConfig field: --set rl_iterations=20, --set game.recipe=2 (repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Train a TextWorld agent with DreamGym and compare it with SFT, real-environment RL and random play.
@@ -52,8 +54,8 @@ def demo(
     }  # fmt: skip
     settings = overrides(fields, set_)
     try:
-        config = validate_config(
-            DemoConfig, (DemoConfig.QUICK if quick else {}) | settings, what="demo settings"
+        config = load_config(
+            DemoConfig, None, (DemoConfig.QUICK if quick else {}) | settings, what="demo settings"
         )
     except ConfigError as exc:
         _err.print(f"[red]error:[/] {exc}")

@@ -6,6 +6,8 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dreamgym_sdk.integrations.textworld.games import CookingSpec
+
 __all__ = ["ARMS", "MODES", "DemoConfig"]
 
 ARMS = ("random", "sft", "real-rl", "dreamgym", "dreamgym-s2r")
@@ -21,6 +23,10 @@ class DemoConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    game: CookingSpec = CookingSpec(split="train", open=True)
+    """The TextWorld cooking games: by default one room and one ingredient to find (in a container that may be
+    closed), a meal to prepare and eat; three points, one per step of the recipe. ``--set game.recipe=2
+    --set game.take=2 --set game.cut=true`` makes harder ones."""
     train_games: int = Field(default=60, ge=2)
     """TextWorld cooking games to collect offline data and train on (seeds ``0..train_games-1``)."""
     held_out_games: int = Field(default=40, ge=1)

@@ -14,7 +14,6 @@ from dreamgym_sdk.experience.reasoning import ReasoningConfig, ReasoningExperien
 from dreamgym_sdk.types import Episode, Source, Task, Transition
 
 __all__ = [
-    "GAME_SPEC",
     "episodes_of",
     "make_games",
     "offline_data",
@@ -22,20 +21,15 @@ __all__ = [
     "train_experience_model",
 ]
 
-GAME_SPEC: dict[str, Any] = {"split": "train", "open": True}
-"""The cooking games of the documented runs: one room, one ingredient to find (in a container that may
-be closed), a meal to prepare and eat; three points, one per step of the recipe."""
-
-
 async def make_games(
     config: DemoConfig, directory: Path, on_game: Callable[[Any], None]
 ) -> tuple[list[Any], list[Any]]:
     """Generate (or reuse) the training games and the held-out games; returns ``(train, held_out)``."""
-    from dreamgym_sdk.integrations.textworld import CookingSpec, generate_games
+    from dreamgym_sdk.integrations.textworld import generate_games
 
     total = config.train_games + config.held_out_games
     games = await generate_games(
-        CookingSpec(**GAME_SPEC), directory, range(total), workers=2, on_game=on_game
+        config.game, directory, range(total), workers=2, on_game=on_game
     )
     return games[: config.train_games], games[config.train_games :]
 
