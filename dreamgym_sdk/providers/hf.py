@@ -237,6 +237,8 @@ class HFProvider(BaseProvider):
         prompt_lengths = enc["attention_mask"].sum(dim=1).tolist()
         for i, job in enumerate(jobs):
             new = out[i, prompt_len:].tolist()
+            if stopper.ended[i] is not None:  # padding follows a row that stopped before the longest one
+                new = new[: stopper.ended[i]]
             cut = next((j for j, t in enumerate(new) if t in eos_ids), None)
             generated = new if cut is None else new[: cut + 1]
             text = tok.decode(new if cut is None else new[:cut], skip_special_tokens=True)
@@ -322,6 +324,8 @@ class _RowStopper:
         self.windows = [4 * max((len(s) for s in stops), default=0) + 4 for stops in self.stops]
         self.limits = limits
         self.prompt_len = prompt_len
+        self.ended: list[int | None] = [None] * len(requests)
+        """Per row, how many tokens it had generated when it stopped (``None``: still running)."""
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         generated = input_ids.shape[1] - self.prompt_len
@@ -331,4 +335,7 @@ class _RowStopper:
                 window = input_ids[i, max(self.prompt_len, input_ids.shape[1] - self.windows[i]) :]
                 tail = self.tok.decode(window, skip_special_tokens=True)
                 done[i] = any(s in tail for s in stops)
+        for i, stopped in enumerate(done):
+            if stopped and self.ended[i] is None:
+                self.ended[i] = generated
         return self.torch.tensor(done, dtype=self.torch.bool, device=input_ids.device)
