@@ -11,7 +11,7 @@ from rich.console import Console
 
 from dreamgym_sdk.cli._options import overrides
 from dreamgym_sdk.config_files import load_config
-from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.errors import ConfigError, NothingToTrainError
 
 __all__ = ["demo"]
 
@@ -65,3 +65,6 @@ def demo(
     except ConfigError as exc:
         _err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+    except NothingToTrainError as exc:
+        _err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc

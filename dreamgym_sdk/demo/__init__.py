@@ -58,7 +58,7 @@ from dreamgym_sdk.demo.report import (
     results_table,
     summarise,
 )
-from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.errors import ConfigError, NothingToTrainError
 from dreamgym_sdk.experience.base import ExperienceModel
 from dreamgym_sdk.policies.baselines import RandomPolicy
 from dreamgym_sdk.rollout import EnvFactory
@@ -222,7 +222,7 @@ class _Demo:
             arm: str, start: Path, envs: EnvFactory, tasks: Sequence[Task], cap: int | None = None
         ) -> None:
             s2r = arm == "dreamgym-s2r"
-            run.rl[arm] = await self.stage(
+            run.rl[arm] = done = await self.stage(
                 f"seed {seed}: {arm}",
                 lambda: train_rl(
                     config,
@@ -236,6 +236,13 @@ class _Demo:
                     real_transitions=cap,
                 ),
             )
+            idle = _idle(done.metrics)
+            if idle and not config.allow_idle_arms:
+                raise NothingToTrainError(
+                    f"seed {seed}: {arm} {'; '.join(idle)}, so its score would be the policy it started "
+                    f"from; see {root / arm / 'run' / 'metrics.jsonl'} (--set allow_idle_arms=true reports "
+                    "it as a warning instead)"
+                )
 
         await rl("real-rl", sft, real_envs, self.train_tasks)
         await rl("dreamgym", sft, dream_envs, self.dream_tasks)

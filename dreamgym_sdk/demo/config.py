@@ -80,6 +80,11 @@ class DemoConfig(BaseModel):
     """Training games on which the SFT policy plays twice in each environment to measure the sim-to-real
     gap (``results.json["gaps"]``)."""
 
+    allow_idle_arms: bool = False
+    """An RL stage that played no usable episode, or took no optimizer step, in all its iterations is an
+    error (its score would be the policy it started from); ``True`` reports it as a warning in the summary
+    instead."""
+
     seeds: tuple[int, ...] = (0,)
     """One run of every arm per seed (games, offline data and the experience model are shared); the
     documented run uses ``--seeds 3``."""

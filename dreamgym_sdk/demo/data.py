@@ -21,6 +21,7 @@ __all__ = [
     "train_experience_model",
 ]
 
+
 async def make_games(
     config: DemoConfig, directory: Path, on_game: Callable[[Any], None]
 ) -> tuple[list[Any], list[Any]]:
@@ -28,9 +29,7 @@ async def make_games(
     from dreamgym_sdk.integrations.textworld import generate_games
 
     total = config.train_games + config.held_out_games
-    games = await generate_games(
-        config.game, directory, range(total), workers=2, on_game=on_game
-    )
+    games = await generate_games(config.game, directory, range(total), workers=2, on_game=on_game)
     return games[: config.train_games], games[config.train_games :]
 
 

@@ -49,6 +49,15 @@ def test_cli_rejects_invalid_settings_before_doing_anything(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert "rl_iterations" in result.output
     assert not (tmp_path / "run").exists()
+    # the games are a nested section: dotted keys reach it, and its own rules are checked up front
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(tmp_path / "run"), "--set", "game.recipe=2", "--set", "game.take=3"]
+    )
+    assert result.exit_code == 2 and "take (3) cannot exceed recipe" in result.output
+    assert not (tmp_path / "run").exists()
+    assert DemoConfig.model_validate({"game": {"recipe": 2, "take": 2, "cut": True}}).game.slug() == (
+        "cooking-train-r2t2g1-cut"
+    )
 
 
 def test_offline_transitions_regroup_into_ordered_episodes() -> None:
