@@ -100,12 +100,15 @@ class DemoConfig(BaseModel):
         return self
 
     QUICK: ClassVar[dict[str, Any]] = {
-        "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "max_steps": 12,
-        "distill_steps": 150, "experience_max_tokens": 200, "bc_epochs": 2, "rl_iterations": 2,
-        "tasks_per_iteration": 2, "group_size": 2, "s2r_iterations": 1, "s2r_tasks_per_iteration": 1,
-        "gap_tasks": 2,
+        "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "max_steps": 10,
+        "distill_steps": 400, "experience_max_tokens": 200, "bc_epochs": 2, "rl_iterations": 3,
+        "tasks_per_iteration": 6, "group_size": 2, "rl_reward": "return", "s2r_iterations": 1,
+        "s2r_tasks_per_iteration": 1, "gap_tasks": 2, "allow_idle_arms": True,
     }  # fmt: skip
-    """What :meth:`quick` changes."""
+    """What :meth:`quick` changes. Real-environment RL and DreamGym each train on 18 groups, scored by their
+    return (a weak policy's success is almost always 0, so groups would tie); S2R's real budget (10% of
+    real-environment RL's ~330 real transitions) covers one group of two, which can tie: the summary then
+    says so (``allow_idle_arms``), and CI checks that the other two arms took optimizer steps."""
 
     @classmethod
     def quick(cls, **overrides: object) -> DemoConfig:
