@@ -35,9 +35,9 @@ def report(successes: int, episodes: int = 40) -> EvalReport:
 
 
 def test_quick_preset_is_small_and_overridable() -> None:
-    quick = DemoConfig.quick(rl_iterations=3)
+    quick = DemoConfig.quick(rl_iterations=4)
     full = DemoConfig()
-    assert quick.rl_iterations == 3 and quick.train_games < full.train_games
+    assert quick.rl_iterations == 4 and quick.train_games < full.train_games
     with pytest.raises(ValidationError):
         DemoConfig(seeds=(0, 0))
     with pytest.raises(ValidationError):
@@ -119,7 +119,7 @@ def test_a_run_directory_made_with_other_settings_is_refused(tmp_path: Path) -> 
     (tmp_path / "demo-config.json").write_text(
         json.dumps(DemoConfig.quick().model_dump(mode="json", exclude={"seeds"}))
     )
-    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path), "--set", "rl_iterations=3"])
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path), "--set", "rl_iterations=5"])
     assert result.exit_code == 2
     assert "rl_iterations" in result.output and "other settings" in result.output
 
