@@ -4,12 +4,16 @@
 20 cooking games, plays them with a mixture of the expert and an ε-random expert, appends every
 transition to ``real.jsonl`` (and to a LanceDB replay buffer with ``--lancedb``), shows a progress bar
 and a summary table on stderr, and prints the summary as JSON on stdout.
+
+``dreamgym collect tasks --games-from tw_games -o tasks.jsonl`` writes the task of every game with its real
+initial state: the seed tasks of ``dreamgym train`` (a distilled experience model cannot imagine a state).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -39,7 +43,7 @@ __all__ = ["app", "build_policy", "parse_policy_mix"]
 
 app = typer.Typer(
     name="collect",
-    help="Collect real transitions (offline data) from real environments.",
+    help="Collect real transitions (offline data) and tasks from real environments.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
@@ -73,7 +77,7 @@ class Observation(StrEnum):
 
 @app.callback()
 def main() -> None:
-    """Collect real transitions (offline data) from real environments."""
+    """Collect real transitions (offline data) and tasks from real environments."""
 
 
 def parse_policy_mix(text: str) -> list[tuple[str, float]]:
@@ -281,3 +285,26 @@ def textworld(
     typer.echo(text)
     err.print(_summary_table(summary, table_rows))
     err.print(f"transitions appended to {output}" + (f" and {lancedb}" if lancedb is not None else ""))
+
+
+@app.command("tasks")
+def tasks(
+    games_from: Annotated[
+        Path, typer.Option("--games-from", exists=True, file_okay=False, help="The TextWorld games to reset.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="JSON-lines file the tasks are written to (replaced).")
+    ] = Path("tasks.jsonl"),
+    observation: Annotated[
+        Observation, typer.Option("--observation", help="Abstract state or raw game text.")
+    ] = Observation.ABSTRACT,
+) -> None:
+    """Write the task of every game with its real initial state (what `dreamgym train` starts from)."""
+    tw = _textworld()
+    infos: list[Any] = tw.load_games(games_from)
+    if not infos:
+        raise typer.BadParameter(f"no TextWorld games (.z8 + .json) in {games_from}")
+    found: list[Any] = anyio.run(lambda: tw.tasks_with_initial_states(infos, observation=observation.value))
+    output.write_text("".join(task.model_dump_json() + "\n" for task in found), encoding="utf-8")
+    typer.echo(json.dumps({"tasks": len(found), "output": str(output)}))
+    Console(stderr=True).print(f"{len(found)} task(s) with initial states written to {output}")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, cast
 
 import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dreamgym_sdk.cli._options import overrides
-from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.errors import ConfigError, DreamGymError
 from dreamgym_sdk.policies.base import Policy
 
 __all__ = ["eval_app", "train_app"]
@@ -24,7 +25,9 @@ _err = Console(stderr=True)
 
 @train_app.callback(invoke_without_command=True)
 def train(
-    config: Annotated[Path | None, typer.Option(help="TOML config file (see TrainConfig).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML config file (see TrainConfig; examples/train.toml).")
+    ] = None,
     run_dir: Annotated[str | None, typer.Option(help="Key run_dir.")] = None,
     tasks: Annotated[str | None, typer.Option(help="Key tasks: seed tasks as JSONL.")] = None,
     experience_model: Annotated[str | None, typer.Option(help="Key experience.model.")] = None,
@@ -51,19 +54,38 @@ def train(
     try:
         cfg = load_train_config(config, values)
     except ConfigError as exc:
-        _err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+        _fail(exc, 2)
     if print_config:
         typer.echo(cfg.model_dump_json(indent=2))
         return
+    from dreamgym_sdk.logging import configure_logging
     from dreamgym_sdk.training.run import train as run_training
 
+    configure_logging("WARNING")  # dropped episodes and idle updates are worth seeing
     try:
         history = anyio.run(run_training, cfg)
-    except ConfigError as exc:
-        _err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
+    except (DreamGymError, BaseExceptionGroup) as exc:  # e.g. NothingToTrainError, from a task group
+        error = _sdk_error(exc)
+        if error is None:
+            raise
+        _fail(error, 2 if isinstance(error, ConfigError) else 1)
     typer.echo(json.dumps({"run_dir": cfg.run_dir, "iterations_run": len(history), "last": history[-1:]}))
+
+
+def _sdk_error(exc: BaseException) -> DreamGymError | None:
+    """The SDK error ``exc`` is, or the first of an exception group made only of SDK errors."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [_sdk_error(e) for e in cast(BaseExceptionGroup[BaseException], exc).exceptions]
+        return leaves[0] if leaves and all(leaves) else None
+    return exc if isinstance(exc, DreamGymError) else None
+
+
+def _fail(exc: Exception, code: int) -> NoReturn:
+    """One line on stderr, no traceback (a config error as it is; others named by their type), then exit."""
+    what = "" if isinstance(exc, ConfigError) else f"{type(exc).__name__}: "
+    message = " ".join(str(exc).split())
+    _err.print(Text.assemble(("error: ", "red"), what + message), soft_wrap=True)
+    raise typer.Exit(code) from None
 
 
 def _make_policy(spec: str, seed: int) -> Policy:

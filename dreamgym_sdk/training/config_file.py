@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,9 +25,15 @@ class ExperienceSection(_Section):
     """The experience model (also the curriculum's task generator, as in the paper)."""
 
     model: str = "hf:runs/experience-model"
-    """Any model string: ``hf:<path>``, ``openai/<name>`` (+ ``api_base``), ``anthropic/...``, ..."""
+    """Any model string: ``hf:<path>``, ``openai/<name>`` (+ ``api_base``), ``anthropic/...``, ... A directory
+    written by ``dreamgym distill train`` (``hf:DIR`` or ``DIR``: it has a model card) is opened as it was
+    trained: its card sets the prompt settings and the retrieval buffer's embedder."""
     api_base: str | None = None
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
+    """Prompt, sampling and retry settings. For a distilled model the card's prompt settings (``k``,
+    ``history_window``, ``reward_mode``, ``answer_format``, ``retrieval_scope``, ...) are used; setting one
+    of them here to another value is an error naming both. The others (``max_tokens``, ``max_retries``,
+    ``temperature``, ...) apply as set."""
     max_steps: int = Field(default=20, ge=1)
     """Synthetic episodes are truncated after this many steps."""
 
@@ -38,6 +44,8 @@ class ReplaySection(_Section):
     uri: str | None = None
     """The buffer to retrieve from; ``None`` disables retrieval."""
     embedder: str = "minilm"
+    """The buffer's embedder when it is not known otherwise: a distilled experience model's card names it
+    (setting another one here is an error), and an existing table remembers the one it was built with."""
 
 
 class PolicySection(_Section):
@@ -62,6 +70,15 @@ class TrainConfig(_Section):
     replay: ReplaySection = Field(default_factory=ReplaySection)
     policy: PolicySection = Field(default_factory=PolicySection)
     algorithm: Literal["grpo", "ppo"] = "grpo"
+    reward: Literal["return", "success"] = "return"
+    """What an episode is worth to GRPO: ``return`` (the sum of its step rewards) or ``success`` (1 or 0,
+    the paper's outcome reward: step rewards of a learned experience model can be farmed by repeating a
+    rewarded step). PPO learns from the step rewards and takes ``return`` only."""
+    generate_tasks: bool | None = None
+    """Grow the task pool with the experience model's variations of the tasks whose group rewards vary
+    most (the paper's curriculum, see ``curriculum``). ``false`` trains on the seed tasks only.
+    ``None``: on, unless the experience model is a distilled directory (trained to predict transitions, it
+    cannot write tasks)."""
     grpo: GRPOBackendConfig = Field(default_factory=GRPOBackendConfig)
     ppo: PPOBackendConfig = Field(default_factory=PPOBackendConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
@@ -88,6 +105,12 @@ class TrainConfig(_Section):
                 )
             tree[name] = {**section, "group_size": size}
         return tree
+
+    @model_validator(mode="after")
+    def _reward_of_algorithm(self) -> Self:
+        if self.algorithm == "ppo" and self.reward != "return":
+            raise ValueError(f"reward={self.reward!r} applies to GRPO only: PPO learns from the step rewards")
+        return self
 
 
 def _section(tree: dict[str, Any], name: str) -> dict[str, Any] | None:

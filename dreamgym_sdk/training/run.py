@@ -1,77 +1,272 @@
-"""Build every component from a :class:`TrainConfig` and run the DreamGym loop (``dreamgym train``)."""
+"""Build every component from a :class:`TrainConfig` and run the DreamGym loop (``dreamgym train``).
+
+The experience model is built as everywhere else in the SDK: a directory written by ``dreamgym distill``
+is opened with the settings on its card (:func:`~dreamgym_sdk.distill.open_experience_model`) and grounded
+by a buffer embedded with the card's embedder; any other model string is a provider wrapped in a
+:class:`~dreamgym_sdk.experience.ReasoningExperienceModel` configured by ``experience.reasoning``.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import functools
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+from pydantic import ValidationError
 
 from dreamgym_sdk.curriculum import Curriculum, TaskPool
-from dreamgym_sdk.env import DreamEnv
-from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.env import DreamEnv, TaskLike
+from dreamgym_sdk.errors import ConfigError, NothingToTrainError
+from dreamgym_sdk.experience.base import ExperienceModel
 from dreamgym_sdk.experience.reasoning import ReasoningExperienceModel
 from dreamgym_sdk.experience.tasks import TaskVariationGenerator
 from dreamgym_sdk.policies.hf import HFPolicy
 from dreamgym_sdk.providers.registry import get_provider
+from dreamgym_sdk.rollout import EnvFactory
 from dreamgym_sdk.training.config_file import TrainConfig
 from dreamgym_sdk.training.grpo import GRPOBackend
 from dreamgym_sdk.training.loop import DreamGymTrainer, MetricsHook
 from dreamgym_sdk.training.ppo import PPOBackend
-from dreamgym_sdk.types import Task
+from dreamgym_sdk.types import Episode, Task
 
-__all__ = ["read_tasks", "train"]
+if TYPE_CHECKING:
+    from dreamgym_sdk.distill import DistilledModelCard
+    from dreamgym_sdk.replay.base import Retriever
+
+__all__ = [
+    "admissible_for",
+    "distilled_model_dir",
+    "dream_env_factory",
+    "open_experience_model",
+    "read_tasks",
+    "train",
+]
+
+TEXTWORLD = "textworld"
+"""``Task.environment`` of TextWorld tasks (``dreamgym_sdk.integrations.textworld.ENVIRONMENT``)."""
 
 
-def read_tasks(path: str | Path) -> list[Task]:
+def read_tasks(path: str | Path, *, require_initial_state: bool = False) -> list[Task]:
     """Seed tasks from a JSONL file (one :class:`Task` object per line).
 
+    Args:
+        path: the file.
+        require_initial_state: every task must carry an ``initial_state`` (a distilled experience model
+            cannot imagine one).
+
     Raises:
-        ConfigError: the file is missing, empty, or a line is not a valid task (the line is named).
+        ConfigError: the file is missing, empty, or a line is not a valid task (the line is named); with
+            ``require_initial_state``, a task has no initial state.
     """
     file = Path(path)
     if not file.exists():
         raise ConfigError(f"task file {file} does not exist")
     tasks: list[Task] = []
+    missing: list[int] = []
     for number, line in enumerate(file.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            tasks.append(Task.model_validate_json(line))
+            task = Task.model_validate_json(line)
         except ValueError as exc:
             raise ConfigError(f"{file}, line {number}: not a task: {exc}") from exc
+        tasks.append(task)
+        if task.initial_state is None:
+            missing.append(number)
     if not tasks:
         raise ConfigError(f"task file {file} has no tasks")
+    if require_initial_state and missing:
+        raise ConfigError(
+            f"{file}: {len(missing)} of {len(tasks)} task(s) have no initial_state (first on line "
+            f"{missing[0]}); a distilled experience model cannot imagine one. Make tasks with their real "
+            "initial states (TextWorld games: `dreamgym collect tasks --games-from GAMES -o tasks.jsonl`)"
+        )
     return tasks
 
 
+def distilled_model_dir(model: str) -> tuple[Path, DistilledModelCard] | None:
+    """The directory and card of the distilled experience model ``model`` names (``hf:DIR`` or ``DIR``
+    with a card written by ``dreamgym distill``); ``None`` for any other model string.
+
+    Raises:
+        ConfigError: the directory's card is not a valid card.
+    """
+    from dreamgym_sdk.distill import CARD_FILE, read_card
+
+    directory = Path(model.removeprefix("hf:"))
+    try:
+        card = read_card(directory)
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"{directory / CARD_FILE} is not a valid model card: {exc}") from None
+    return None if card is None else (directory, card)
+
+
+def admissible_for(task: TaskLike | None) -> Callable[[str], Sequence[str]] | None:
+    """What lists the admissible actions of a state of ``task`` in the synthetic environment: TextWorld's
+    command grammar for TextWorld tasks (the game kind read from the task's spec), nothing for others."""
+    if not isinstance(task, Task) or task.environment != TEXTWORLD:
+        return None
+    from dreamgym_sdk.integrations.textworld import admissible_commands
+
+    spec: object = task.metadata.get("spec")
+    custom = isinstance(spec, dict) and cast(dict[str, Any], spec).get("kind") == "custom"
+    kind = "custom" if custom else "cooking"
+    return functools.partial(admissible_commands, kind=kind)
+
+
+class _TaskDreamEnv(DreamEnv):
+    """A :class:`DreamEnv` that puts the admissible actions of each task's states into ``info`` (see
+    :func:`admissible_for`), so a policy can decode under the admissible-action constraint."""
+
+    async def reset(
+        self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        self.admissible = admissible_for(task)
+        return await super().reset(task=task, seed=seed, options=options)
+
+
+def dream_env_factory(model: ExperienceModel, max_steps: int) -> EnvFactory:
+    """A fresh synthetic environment per group, listing TextWorld tasks' admissible commands."""
+    return lambda group: _TaskDreamEnv(model, max_steps=max_steps, group=group)
+
+
+@contextlib.asynccontextmanager
+async def open_experience_model(config: TrainConfig) -> AsyncGenerator[ReasoningExperienceModel]:
+    """The experience model ``config.experience`` describes, grounded on ``config.replay``; its provider and
+    buffer are closed on exit.
+
+    A distilled directory is opened as it was trained (its card's prompt settings, the card's embedder for
+    the buffer; without ``replay.uri``, the transitions stored with the model ground it). Other model
+    strings are providers configured by ``experience.reasoning``.
+
+    Raises:
+        ConfigError: a setting contradicts the distilled model's card, or the buffer is missing or empty.
+    """
+    distilled = distilled_model_dir(config.experience.model)
+    overrides = {} if distilled is None else _reasoning_overrides(config, *distilled)
+    embedder = _buffer_embedder(config, None if distilled is None else distilled[1])
+    async with contextlib.AsyncExitStack() as stack:
+        retriever = None if config.replay.uri is None else await _open_buffer(stack, config, embedder)
+        if distilled is not None:
+            from dreamgym_sdk.distill import open_experience_model as open_distilled
+            from dreamgym_sdk.providers import ProviderConfig
+
+            # local generation: no request timeout (a CPU batch may take long), wide batches
+            local = ProviderConfig(request_timeout=None, backend_options={"max_batch_size": 64})
+            yield await stack.enter_async_context(
+                open_distilled(distilled[0], retriever=retriever, provider_config=local, **overrides)
+            )
+            return
+        exp = config.experience
+        provider = get_provider(exp.model, **({"api_base": exp.api_base} if exp.api_base else {}))
+        await stack.enter_async_context(provider)
+        yield ReasoningExperienceModel(provider, retriever=retriever, config=exp.reasoning)
+
+
+def _reasoning_overrides(config: TrainConfig, directory: Path, card: DistilledModelCard) -> dict[str, Any]:
+    """The ``experience.reasoning`` settings given explicitly that the card does not fix.
+
+    Raises:
+        ConfigError: an explicit setting differs from the card's.
+    """
+    given = config.experience.reasoning
+    trained = card.dataset.reasoning_config()
+    overrides: dict[str, Any] = {}
+    for name in sorted(given.model_fields_set):
+        value = getattr(given, name)
+        if name not in trained.model_fields_set:
+            overrides[name] = value
+        elif value != getattr(trained, name):
+            raise ConfigError(
+                f"experience.reasoning.{name} = {value!r} contradicts the card of the distilled model "
+                f"{directory} (trained with {name} = {getattr(trained, name)!r}): a distilled model is asked "
+                "as it was trained; remove the key"
+            )
+    return overrides
+
+
+def _buffer_embedder(config: TrainConfig, card: DistilledModelCard | None) -> str | None:
+    """The embedder the buffer is opened with: the card's for a distilled model, else the configured one
+    when given (``None``: the one the table was built with, else ``replay.embedder``).
+
+    Raises:
+        ConfigError: ``replay.embedder`` is set to another embedder than the card's.
+    """
+    replay = config.replay
+    explicit = "embedder" in replay.model_fields_set
+    if card is None:
+        return replay.embedder if explicit else None
+    if explicit and replay.embedder != card.dataset.embedder:
+        raise ConfigError(
+            f"replay.embedder = {replay.embedder!r} differs from the embedder the distilled model "
+            f"{config.experience.model} was trained with ({card.dataset.embedder!r}): its retrieved examples "
+            "would not be the ones it learned to read; remove the key or rebuild the buffer"
+        )
+    return card.dataset.embedder
+
+
+async def _open_buffer(
+    stack: contextlib.AsyncExitStack, config: TrainConfig, embedder: str | None
+) -> Retriever:
+    """The LanceDB buffer at ``replay.uri``, read-only, closed with ``stack``.
+
+    Raises:
+        ConfigError: it is missing, built with another embedder, or empty.
+    """
+    from dreamgym_sdk.embeddings import embedder_for_name, make_embedder
+    from dreamgym_sdk.errors import ReplayBufferError
+    from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig, stored_embedder
+
+    uri = config.replay.uri
+    assert uri is not None
+    replay = ReplayConfig(uri=uri, embedder=embedder or config.replay.embedder, read_only=True)
+    stored = None if embedder is not None else await stored_embedder(replay)
+    chosen = embedder_for_name(*stored) if stored is not None else make_embedder(replay.embedder)
+    try:
+        buffer = await stack.enter_async_context(LanceDBReplayBuffer(replay, embedder=chosen))
+    except ReplayBufferError as exc:
+        raise ConfigError(f"replay.uri: {exc}") from None
+    if await buffer.count() == 0:
+        raise ConfigError(
+            f"replay buffer {uri} is empty: nothing to ground the experience model on (fill it with "
+            "`dreamgym replay import FILE --uri URI`, or unset replay.uri)"
+        )
+    return buffer
+
+
+def _success(episode: Episode) -> float:
+    return float(episode.success)
+
+
 async def train(config: TrainConfig, *, on_metrics: Sequence[MetricsHook] = ()) -> list[dict[str, float]]:
-    """Train ``config.policy`` in the synthetic environment described by ``config``; resumable."""
+    """Train ``config.policy`` in the synthetic environment described by ``config``; resumable.
+
+    Raises:
+        ConfigError: see :func:`read_tasks` and :func:`open_experience_model`.
+        NothingToTrainError: an iteration played no usable episode, or no iteration of the run took an
+            optimizer step (unless ``loop.allow_idle_iterations``).
+    """
     run_dir = Path(config.run_dir)
-    pool = TaskPool(read_tasks(config.tasks), path=run_dir / "tasks.jsonl")
-    exp = config.experience
-    overrides: dict[str, Any] = {"api_base": exp.api_base} if exp.api_base else {}
-    provider = get_provider(exp.model, **overrides)
+    distilled = distilled_model_dir(config.experience.model) is not None
+    pool = TaskPool(read_tasks(config.tasks, require_initial_state=distilled), path=run_dir / "tasks.jsonl")
     policy = await anyio.to_thread.run_sync(
         lambda: HFPolicy.from_pretrained(config.policy.path, config.policy.sampling)
     )
-    backend = (
-        GRPOBackend(policy, config.grpo) if config.algorithm == "grpo" else PPOBackend(policy, config.ppo)
-    )
-    async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(provider)
-        retriever = None
-        if config.replay.uri is not None:
-            from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig
-
-            replay = ReplayConfig(uri=config.replay.uri, embedder=config.replay.embedder)
-            retriever = await stack.enter_async_context(LanceDBReplayBuffer(replay))
-        model = ReasoningExperienceModel(provider, retriever=retriever, config=exp.reasoning)
-        curriculum = Curriculum(pool, TaskVariationGenerator(provider), config.curriculum)
+    if config.algorithm == "grpo":
+        reward = _success if config.reward == "success" else None
+        backend: GRPOBackend | PPOBackend = GRPOBackend(policy, config.grpo, reward=reward)
+    else:
+        backend = PPOBackend(policy, config.ppo)
+    generate = config.generate_tasks if config.generate_tasks is not None else not distilled
+    async with open_experience_model(config) as model:
+        curriculum: Curriculum | TaskPool = (
+            Curriculum(pool, TaskVariationGenerator(model.provider), config.curriculum) if generate else pool
+        )
         trainer = DreamGymTrainer(
-            env_factory=lambda group: DreamEnv(model, max_steps=exp.max_steps, group=group),
+            env_factory=dream_env_factory(model, config.experience.max_steps),
             policy=policy,
             backend=backend,
             curriculum=curriculum,
@@ -79,4 +274,12 @@ async def train(config: TrainConfig, *, on_metrics: Sequence[MetricsHook] = ()) 
             config=config.loop,
             on_metrics=on_metrics,
         )
-        return await trainer.run()
+        history = await trainer.run()
+    trained = any(m.get("train/optimizer_steps", 0.0) > 0 for m in history)
+    if history and not trained and not config.loop.allow_idle_iterations:
+        raise NothingToTrainError(
+            f"{len(history)} iteration(s) took no optimizer step: the policy did not change (e.g. every "
+            "GRPO group had equal rewards; see train/* in metrics.jsonl); loop.allow_idle_iterations = "
+            "true accepts such a run"
+        )
+    return history

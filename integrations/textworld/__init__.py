@@ -34,6 +34,7 @@ from .state import (
     Fact,
     TextWorldStateMapper,
 )
+from .tasks import tasks_with_initial_states
 
 __all__ = [
     "DEFAULT_STATES",
@@ -56,6 +57,7 @@ __all__ = [
     "generate_games",
     "is_textworld_available",
     "load_games",
+    "tasks_with_initial_states",
 ]
 
 
