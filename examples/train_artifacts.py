@@ -30,8 +30,8 @@ from pathlib import Path
 
 import anyio
 
-from dreamgym_sdk import Episode, Source, Task, Transition
 from dreamgym_sdk.collect import JsonlSink
+from dreamgym_sdk.demo.data import episodes_of
 from dreamgym_sdk.distill import (
     DatasetConfig,
     DistillConfig,
@@ -52,23 +52,6 @@ from dreamgym_sdk.policies import (
     behaviour_clone,
     build_policy_model,
 )
-
-
-def episodes_of(transitions: list[Transition], tasks: dict[str, Task]) -> list[Episode]:
-    """Regroup recorded transitions into episodes."""
-    steps: dict[str, list[Transition]] = {}
-    for t in transitions:
-        steps.setdefault(t.episode_id, []).append(t)
-    return [
-        Episode(
-            id=episode_id,
-            task=tasks[ts[0].task_id],
-            source=Source.REAL,
-            initial_state=ts[0].state,
-            transitions=tuple(sorted(ts, key=lambda t: t.step)),
-        )
-        for episode_id, ts in steps.items()
-    ]
 
 
 async def main(out: Path, quick: bool) -> None:
