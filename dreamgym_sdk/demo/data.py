@@ -97,7 +97,7 @@ async def train_experience_model(
         # use same-game examples (and when their action differs from the one asked about), retrieved from
         # the game itself, whose recipe they reveal
         exclude="episode",
-        retrieval_scope="task",
+        retrieval_scope="action",
         answer_format="sections",  # no JSON quoting for a 1M-parameter model to get wrong
         ablation_mix={"full": 0.55, "no-history": 0.15, "no-retrieval": 0.15, "no-reasoning": 0.15},
     )

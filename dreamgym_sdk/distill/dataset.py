@@ -31,7 +31,7 @@ from dreamgym_sdk.errors import ConfigError, ModelOutputError
 from dreamgym_sdk.experience.base import ExperienceRequest
 from dreamgym_sdk.experience.parsing import AnswerFormat, RewardMode, parse_experience_output, render_answer
 from dreamgym_sdk.experience.prompts import build_messages
-from dreamgym_sdk.experience.reasoning import ReasoningConfig, RetrievalScope
+from dreamgym_sdk.experience.reasoning import TASK_FETCH, ReasoningConfig, RetrievalScope, same_action_first
 from dreamgym_sdk.replay.base import Retriever, SearchHit
 from dreamgym_sdk.types import Source, Task, Transition
 
@@ -247,7 +247,12 @@ async def _retrieve(
                 return kept[:want]
             fetch *= 4
 
-    kept = await search(t.task_id, k) if scope == "task" and exclude == "episode" else []
+    kept: list[SearchHit] = []
+    if scope != "environment" and exclude == "episode":
+        if scope == "action":  # all of the task's transitions, the same action's first
+            kept = same_action_first(await search(t.task_id, max(k, TASK_FETCH)), t.action)[:k]
+        else:
+            kept = await search(t.task_id, k)
     if len(kept) < k:
         seen = {h.transition.id for h in kept}
         kept += [h for h in await search(None, k + len(kept)) if h.transition.id not in seen][: k - len(kept)]

@@ -40,15 +40,18 @@ from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, 
 from dreamgym_sdk.replay.base import Retriever, SearchHit
 from dreamgym_sdk.types import Provenance, Source, Task
 
-__all__ = ["ReasoningConfig", "ReasoningExperienceModel", "RetrievalScope"]
+__all__ = ["ReasoningConfig", "ReasoningExperienceModel", "RetrievalScope", "same_action_first"]
 
 _log = get_logger(__name__)
 _SEED_STRIDE = 1_000_003
 _MAX_TOKENS_GROWTH = 4
+TASK_FETCH = 64
+"""Transitions fetched for ``retrieval_scope="action"``: enough for every transition of one task."""
 
 
-RetrievalScope = Literal["environment", "task"]
-"""Where grounding transitions come from: the whole environment, or the task's own first."""
+RetrievalScope = Literal["environment", "task", "action"]
+"""Where grounding transitions come from: the whole environment; the task's own first; or the task's own
+with the same action first, then the task's others."""
 
 
 class ReasoningConfig(BaseModel):
@@ -70,7 +73,9 @@ class ReasoningConfig(BaseModel):
     retrieval_scope: RetrievalScope = "environment"
     """Where to look: the whole environment, or first the task's own transitions (a generated variation's
     parent task's), topped up from the environment. In a world whose rules differ per task (which
-    ingredient a recipe needs), only the same task's transitions show its rules."""
+    ingredient a recipe needs), only the same task's transitions show its rules. ``"action"`` ranks the task's
+    transitions of the request's very action first: a small model copies an example's outcome far more
+    reliably than it compares names (``take red apple`` beside an example of ``take carrot``)."""
     history_window: int = Field(default=8, ge=0)
     """Besides step 0, how many of the most recent steps the prompt shows."""
     history_max_chars: int = Field(default=12_000, ge=200)
@@ -138,17 +143,21 @@ class ReasoningExperienceModel:
         if not config.use_retrieval or self.retriever is None or config.k == 0:
             return []
         task = request.task
-        scoped = config.retrieval_scope == "task"
-        hits = await self.retriever.search(
-            request.state,
-            request.action,
-            k=config.k,
-            environment=task.environment,
-            task_id=(task.parent_id or task.id) if scoped else None,
-            source=config.retrieval_source,
-        )
-        hits = list(hits)[: config.k]
-        if scoped and len(hits) < config.k:  # a task without (enough) real transitions of its own
+        scoped = config.retrieval_scope != "environment"
+        hits: list[SearchHit] = []
+        if scoped:
+            by_action = config.retrieval_scope == "action"
+            hits = await self.retriever.search(
+                request.state,
+                request.action,
+                # every transition of a task is a handful of episodes: fetch them all to find the action's
+                k=max(config.k, TASK_FETCH) if by_action else config.k,
+                environment=task.environment,
+                task_id=task.parent_id or task.id,
+                source=config.retrieval_source,
+            )
+            hits = (same_action_first(hits, request.action) if by_action else list(hits))[: config.k]
+        if len(hits) < config.k:  # environment-wide, or a task without (enough) transitions of its own
             more = await self.retriever.search(
                 request.state,
                 request.action,
@@ -298,6 +307,17 @@ class ReasoningExperienceModel:
             raw_text=last_error.raw_text,
             attempts=config.max_retries + 1,
         )
+
+
+def same_action_first(hits: Sequence[SearchHit], action: str) -> list[SearchHit]:
+    """``hits`` with those whose action is ``action`` (ignoring case and spacing) first, each part in its
+    original order."""
+    wanted = _normalized(action)
+    return sorted(hits, key=lambda h: _normalized(h.transition.action) != wanted)
+
+
+def _normalized(action: str) -> str:
+    return " ".join(action.lower().split())
 
 
 def _attempt_seed(seed: int | None, attempt: int) -> int | None:

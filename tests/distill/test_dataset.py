@@ -180,3 +180,15 @@ async def test_task_scoped_sections_examples() -> None:
         assert "Reward: <number> | Done:" in e.prompt[0]["content"]
     assert config.reasoning_config().retrieval_scope == "task"
     assert config.reasoning_config().answer_format == "sections"
+
+
+async def test_action_scoped_examples_show_the_same_action_first() -> None:
+    config = DatasetConfig(k=2, embedder="hashing", exclude="episode", retrieval_scope="action")
+    dataset = await build_dataset(DATA, tasks=TASKS, config=config)
+    by_id = {t.id: t for t in DATA}
+    for e in dataset.train:
+        mine, first, second = by_id[e.transition_id], *(by_id[i] for i in e.retrieved_ids)
+        # the task's other episode took the same action: that step is the first example, whatever its state
+        assert (first.task_id, first.action) == (mine.task_id, mine.action)
+        assert first.episode_id != mine.episode_id and second.task_id == mine.task_id
+    assert config.reasoning_config().retrieval_scope == "action"

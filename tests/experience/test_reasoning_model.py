@@ -413,6 +413,14 @@ class TwoTaskRetriever(FakeRetriever):
             )
             for task, count in (("other", 3), ("door", 2))
             for i in range(count)
+        ] + [
+            SearchHit(
+                Transition(
+                    id="door-kick", task_id="door", episode_id="door-2", step=0, environment="house",
+                    state="s", action="Kick  door", next_state="n", reward=0.0, source=Source.REAL,
+                ),
+                score=0.1,
+            )
         ]  # fmt: skip
 
     async def search(self, state: str, action: str, *, k: int = 4, task_id: str | None = None, **kw: Any):
@@ -422,16 +430,21 @@ class TwoTaskRetriever(FakeRetriever):
 
 
 async def test_task_scoped_retrieval_prefers_the_tasks_own_transitions() -> None:
-    async def retrieved(scope: str, task: Task, k: int) -> tuple[str, ...]:
+    async def retrieved(scope: str, task: Task, k: int, action: str = "open door") -> tuple[str, ...]:
         config = ReasoningConfig(retrieval_scope=scope, k=k)  # type: ignore[arg-type]
         model = ReasoningExperienceModel(
             FunctionProvider(door_world), retriever=TwoTaskRetriever(), config=config
         )
-        request = ExperienceRequest(task=task, state="s", action="open door", episode_id="e")
+        request = ExperienceRequest(task=task, state="s", action=action, episode_id="e")
         return (await model.predict(request)).provenance.retrieved_ids
 
     assert await retrieved("environment", TASK, 2) == ("other-0", "other-1"), "the others are more similar"
     assert await retrieved("task", TASK, 2) == ("door-0", "door-1")
-    assert await retrieved("task", TASK, 3) == ("door-0", "door-1", "other-0"), "topped up from the rest"
+    assert await retrieved("task", TASK, 4) == ("door-0", "door-1", "door-kick", "other-0"), "topped up"
     variation = Task(instruction="get out faster", environment="house", parent_id="door")
     assert await retrieved("task", variation, 1) == ("door-0",), "a variation is grounded on its parent"
+    # "action": the task's transition of the very action first, however far down the similarity ranking
+    assert await retrieved("task", TASK, 1, "kick door") == ("door-0",)
+    assert await retrieved("action", TASK, 1, "kick door") == ("door-kick",)
+    assert await retrieved("action", TASK, 4, "kick door") == ("door-kick", "door-0", "door-1", "other-0")
+    assert await retrieved("action", variation, 2) == ("door-0", "door-1")
