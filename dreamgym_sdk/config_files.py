@@ -103,6 +103,9 @@ def load_config(
 ) -> M:
     """``model`` from a config file (optional) with ``overrides`` (dotted keys; ``None`` values skipped).
 
+    A table (``[game]``, or ``game.recipe=2``) changes the field's default rather than replacing it: with a
+    default of ``CookingSpec(open=True)``, ``game.recipe=2`` means two ingredients in that world.
+
     Raises:
         ConfigError: see :func:`read_config_file` and :func:`validate_config`.
     """
@@ -110,6 +113,7 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             _set(tree, key, value)
+    _onto_defaults(model, tree)
     return validate_config(model, tree, what=what, source=str(path) if path is not None else "")
 
 
@@ -122,6 +126,19 @@ def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"{dotted}: {key!r} is not a table of settings")
         node = cast(dict[str, Any], child)
     node[leaf] = value
+
+
+def _onto_defaults(model: type[BaseModel], tree: dict[str, Any]) -> None:
+    """Fill the tables of ``tree`` with what their fields' model defaults set explicitly (recursively)."""
+    for key, value in tree.items():
+        field = model.model_fields.get(key)
+        if field is None or not isinstance(value, dict):
+            continue
+        table = cast(dict[str, Any], value)
+        if isinstance(field.default, BaseModel):
+            table |= {k: v for k, v in field.default.model_dump(exclude_unset=True).items() if k not in table}
+        if (nested := _model_in(field.annotation)) is not None:
+            _onto_defaults(nested, table)
 
 
 def _problem(model: type[BaseModel], error: Any) -> str:

@@ -54,3 +54,15 @@ def test_errors_name_the_key_suggest_the_closest_and_hide_values(tmp_path: Path)
 )
 def test_set_values(text: str, value: object) -> None:
     assert parse_override(text) == value
+
+
+def test_a_table_changes_the_fields_default_instead_of_replacing_it(tmp_path: Path) -> None:
+    from dreamgym_sdk.demo.config import DemoConfig
+
+    assert DemoConfig().game.open, "the demo's default world has closed containers"
+    config = load_config(DemoConfig, None, {"game.recipe": "2", "game.take": "2"})
+    game = config.game
+    assert (game.recipe, game.take, game.open, game.split) == (2, 2, True, "train")
+    (tmp_path / "demo.toml").write_text("[game]\nopen = false\ncut = true\n")
+    config = load_config(DemoConfig, tmp_path / "demo.toml")
+    assert (config.game.open, config.game.cut, config.game.split) == (False, True, "train")
