@@ -106,6 +106,16 @@ async def test_two_iterations_end_to_end(tmp_path: Path) -> None:
     assert 0 < history[0]["success_rate"] < 1 and history[0]["group_reward_variance"] > 0
     assert kinds.count("PolicyUpdated") == 2 and kinds.count("TaskAccepted") >= 1
     assert len(pool) > 4 and len(pool.synthetic_tasks) == kinds.count("TaskAccepted")
+    # what the curriculum did, per iteration: proposed = accepted + rejected (by reason)
+    first, second = history
+    assert first["synthetic_task_share"] == 0.0, "no variation exists before the first expansion"
+    assert second["synthetic_task_share"] == min(2, first["tasks_accepted"]) / 4, "λ = 0.5 of 4 tasks"
+    for m in history:
+        reasons = sum(v for k, v in m.items() if k.startswith("tasks_rejected/"))
+        assert (
+            m["tasks_proposed"] == m["tasks_accepted"] + m["tasks_rejected"]
+            and reasons == m["tasks_rejected"]
+        )
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(ln)["iteration"] for ln in lines] == [1.0, 2.0]
     assert json.loads((tmp_path / "run" / "state.json").read_text())["iteration"] == 2

@@ -66,7 +66,8 @@ class CurriculumConfig(BaseModel):
     min_instruction_chars: int = Field(default=8, ge=1)
     max_instruction_chars: int = Field(default=600, ge=1)
     max_similarity: float = Field(default=0.9, gt=0.0, le=1.0)
-    """Candidates whose word-set Jaccard similarity to a pool task reaches this are duplicates."""
+    """Candidates whose word-set Jaccard similarity to a pool task with the same initial state reaches this
+    are duplicates."""
     max_pool_size: int = Field(default=10_000, ge=1)
     """No more variations are accepted once the pool holds this many tasks."""
 
@@ -151,10 +152,12 @@ class Curriculum:
                     TaskProposed(task=candidate, reason=f"variance {seed.variance:.3f} of {parent.id}")
                 )
                 reason = (
-                    "another variation of the same seed was accepted" if accepted else self.check(candidate)
+                    "not selected: another variation of the same seed was accepted"
+                    if accepted
+                    else self.check(candidate)
                 )
                 if reason is None and len(self.pool) >= self.config.max_pool_size:
-                    reason = f"the pool is full ({self.config.max_pool_size} tasks)"
+                    reason = f"pool full: it holds {self.config.max_pool_size} tasks"
                 if reason is None:
                     self.pool.add(candidate)
                     accepted = True
@@ -183,8 +186,10 @@ class Curriculum:
             return f"infeasible: {why}"
         if task.id in self.pool:
             return f"duplicate: task id {task.id} already in the pool"
-        words = _words(text)
+        words, start = _words(text), _start(task)
         for other in self.pool.tasks:
+            if _start(other) != start:
+                continue  # the same goal from another start is another task
             similarity = _jaccard(words, _words(other.instruction))
             if similarity >= cfg.max_similarity:
                 return f"duplicate: {similarity:.2f} similar to task {other.id}"
@@ -208,6 +213,10 @@ def _as_child(candidate: Task | TaskCandidate, parent: Task) -> Task:
     if candidate.environment != parent.environment:
         updates["environment"] = parent.environment
     return candidate.model_copy(update=updates) if updates else candidate
+
+
+def _start(task: Task) -> str:
+    return " ".join((task.initial_state or "").split())
 
 
 def _words(text: str) -> frozenset[str]:

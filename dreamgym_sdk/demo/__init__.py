@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from dreamgym_sdk._versions import package_versions
+from dreamgym_sdk.curriculum import StartStateVariations, TaskGenerator
 from dreamgym_sdk.demo.arms import (
     ArmRun,
     clone_policy,
@@ -219,7 +220,12 @@ class _Demo:
         )
 
         async def rl(
-            arm: str, start: Path, envs: EnvFactory, tasks: Sequence[Task], cap: int | None = None
+            arm: str,
+            start: Path,
+            envs: EnvFactory,
+            tasks: Sequence[Task],
+            cap: int | None = None,
+            variations: TaskGenerator | None = None,
         ) -> None:
             s2r = arm == "dreamgym-s2r"
             run.rl[arm] = done = await self.stage(
@@ -234,6 +240,7 @@ class _Demo:
                     tasks_per_iteration=config.s2r_tasks_per_iteration if s2r else config.tasks_per_iteration,
                     seed=seed,
                     real_transitions=cap,
+                    variations=variations,
                 ),
             )
             idle = _idle(done.metrics)
@@ -245,7 +252,8 @@ class _Demo:
                 )
 
         await rl("real-rl", sft, real_envs, self.train_tasks)
-        await rl("dreamgym", sft, dream_envs, self.dream_tasks)
+        variations = StartStateVariations(self.transitions) if config.curriculum else None
+        await rl("dreamgym", sft, dream_envs, self.dream_tasks, variations=variations)
         cap = max(1, int(config.real_share_cap * run.rl["real-rl"].real_transitions))
         await rl("dreamgym-s2r", run.rl["dreamgym"].policy_dir, real_envs, self.train_tasks, cap)
         await self.stage(f"seed {seed}: evaluation", lambda: self._evaluate(seed, root, sft, run))
@@ -336,6 +344,9 @@ class _Demo:
         for seed, run in seeds.items():
             if run.gap is not None:
                 console.print(_gap_line(seed, run.gap))
+        for seed, run in seeds.items():
+            if config.curriculum and "dreamgym" in run.rl:
+                console.print(_curriculum_line(seed, run.rl["dreamgym"].metrics))
         for warning in idle:
             console.print(f"  [bold red]warning[/]: {warning}: its score is the policy it started from")
         console.print(f"S2R used {real_share:.1%} of real-environment RL's real transitions")
@@ -352,6 +363,21 @@ def _gap_line(seed: int, gap: SimRealGap) -> str:
         f" {real.mean_steps:.1f} real, {synthetic.mean_steps:.1f} synthetic; replaying its real steps, the"
         f" experience model predicts {gap.reward_agreement:.0%} of rewards and {gap.done_agreement:.0%} of"
         " endings"
+    )
+
+
+def _curriculum_line(seed: int, metrics: Sequence[dict[str, float]]) -> str:
+    def total(key: str) -> int:
+        return int(sum(m.get(key, 0.0) for m in metrics))
+
+    reasons = sorted({k for m in metrics for k in m if k.startswith("tasks_rejected/")})
+    rejected = ", ".join(f"{total(k)} {k.split('/', 1)[1].replace('_', ' ')}" for k in reasons)
+    rejected = f" ({rejected})" if rejected else ""
+    shares = " ".join(f"{m.get('synthetic_task_share', 0.0):.0%}" for m in metrics)
+    return (
+        f"seed {seed}: DreamGym's curriculum proposed {total('tasks_proposed')} variations, accepted"
+        f" {total('tasks_accepted')}, rejected {total('tasks_rejected')}{rejected};"
+        f" generated tasks' share per update: {shares or 'none'}"
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 
-from dreamgym_sdk.curriculum import TaskPool
+from dreamgym_sdk.curriculum import Curriculum, CurriculumConfig, TaskGenerator, TaskPool
 from dreamgym_sdk.demo.config import DemoConfig
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.policies.hf import HFPolicy, HFPolicyConfig
@@ -104,8 +104,10 @@ async def train_rl(
     tasks_per_iteration: int,
     seed: int,
     real_transitions: int | None = None,
+    variations: TaskGenerator | None = None,
 ) -> ArmRun:
-    """GRPO from the policy at ``start`` in the environments ``env_factory`` makes; resumable."""
+    """GRPO from the policy at ``start`` in the environments ``env_factory`` makes; resumable. With
+    ``variations``, a curriculum grows the tasks (see :attr:`DemoConfig.curriculum`)."""
     from dreamgym_sdk.training.config import GRPOBackendConfig
     from dreamgym_sdk.training.grpo import GRPOBackend
     from dreamgym_sdk.training.loop import Budget, DreamGymTrainer, LoopConfig
@@ -125,13 +127,22 @@ async def train_rl(
             reward=(lambda e: float(e.success)) if config.rl_reward == "success" else None,
         )
 
+        pool = TaskPool(tasks, path=run_dir / "tasks.jsonl")
+        curriculum = pool
+        if variations is not None:
+            curriculum = Curriculum(
+                pool,
+                variations,
+                CurriculumConfig(group_size=config.group_size, synthetic_share=config.synthetic_task_share),
+            )
+
         def trainer(budget: int, tasks_now: int = tasks_per_iteration) -> DreamGymTrainer:
             # resumes from run_dir: ``budget`` counts every iteration
             return DreamGymTrainer(
                 env_factory=env_factory,
                 policy=policy,
                 backend=backend,
-                curriculum=TaskPool(tasks),
+                curriculum=curriculum,
                 run_dir=run_dir,
                 config=LoopConfig(
                     tasks_per_iteration=tasks_now,

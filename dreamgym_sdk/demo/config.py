@@ -66,6 +66,12 @@ class DemoConfig(BaseModel):
     """What an episode is worth to GRPO: ``success`` (1 or 0, the paper's outcome reward) or ``return`` (the
     sum of step rewards). A learned experience model's step rewards can be farmed by repeating a rewarded
     step, which ``return`` invites; the real game's score cannot."""
+    curriculum: bool = True
+    """DreamGym's curriculum: after each update, the training games whose groups' rewards varied most seed
+    variations (the game started from a state its real episodes reached, failed episodes' first:
+    :class:`~dreamgym_sdk.curriculum.StartStateVariations`), at most one accepted per game."""
+    synthetic_task_share: float = Field(default=0.5, ge=0, le=1)
+    """λ: the largest share of generated variations among an iteration's tasks."""
     s2r_iterations: int = Field(default=4, ge=1)
     """At most this many real-environment updates after DreamGym (sim-to-real); fewer when the budget
     runs out."""

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.bus import EventBus
-from dreamgym_sdk.curriculum import Curriculum, TaskPool, reward_variance
+from dreamgym_sdk.curriculum import Curriculum, Decision, TaskPool, reward_variance
 from dreamgym_sdk.errors import ConfigError, ExperienceModelError, NothingToTrainError
 from dreamgym_sdk.events import EpisodeCompleted, PolicyUpdated
 from dreamgym_sdk.logging import get_logger
@@ -345,8 +345,13 @@ class DreamGymTrainer:
             "failed_episodes": float(failed),
             "steps_per_s": steps / rollout_seconds if rollout_seconds > 0 else 0.0,
             "seconds": elapsed,
+            "synthetic_task_share": sum(t.parent_id is not None for t in tasks) / len(tasks)
+            if tasks
+            else 0.0,
+            "tasks_proposed": float(len(decisions)),
             "tasks_accepted": float(sum(d.accepted for d in decisions)),
             "tasks_rejected": float(sum(not d.accepted for d in decisions)),
+            **_rejections(decisions),
             "tasks_generation_failures": float(curriculum.generation_failures if curriculum else 0),
             "pool_size": float(len(curriculum.pool if curriculum is not None else self.curriculum)),  # type: ignore[arg-type]
             **{f"train/{k}": float(v) for k, v in update.items()},
@@ -356,6 +361,16 @@ class DreamGymTrainer:
         for hook in self.on_metrics:
             hook(metrics)
         return metrics
+
+
+def _rejections(decisions: Sequence[Decision]) -> dict[str, float]:
+    """``tasks_rejected/<why>`` counts: the reason's first words (``duplicate``, ``infeasible``, ...)."""
+    counts: dict[str, float] = {}
+    for d in decisions:
+        if not d.accepted:
+            key = "tasks_rejected/" + d.reason.split(":")[0].strip().replace(" ", "_")
+            counts[key] = counts.get(key, 0.0) + 1.0
+    return counts
 
 
 class _Progress:

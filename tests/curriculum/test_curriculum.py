@@ -8,8 +8,25 @@ from collections.abc import Sequence
 
 import pytest
 
-from dreamgym_sdk import Episode, Event, EventBus, Task, TaskAccepted, TaskProposed, TaskRejected, Transition
-from dreamgym_sdk.curriculum import Curriculum, CurriculumConfig, TaskPool, TaskStatsTracker, reward_variance
+from dreamgym_sdk import (
+    Episode,
+    Event,
+    EventBus,
+    Source,
+    Task,
+    TaskAccepted,
+    TaskProposed,
+    TaskRejected,
+    Transition,
+)
+from dreamgym_sdk.curriculum import (
+    Curriculum,
+    CurriculumConfig,
+    StartStateVariations,
+    TaskPool,
+    TaskStatsTracker,
+    reward_variance,
+)
 from dreamgym_sdk.experience.tasks import TaskCandidate, TaskVariationGenerator
 from dreamgym_sdk.testing import ScriptedProvider
 
@@ -82,7 +99,7 @@ async def test_expand_filters_candidates_with_reasons_and_accepts_one_per_seed()
     assert reasons[0].startswith("malformed")
     assert reasons[1].startswith("duplicate")
     assert reasons[2] == "accepted"
-    assert reasons[3] == "another variation of the same seed was accepted"
+    assert reasons[3] == "not selected: another variation of the same seed was accepted"
     assert len(pool) == 2 and pool.synthetic_tasks[0].parent_id == "p"
     assert await cur.expand() == []  # a seed is expanded once
     bus.close()
@@ -160,3 +177,46 @@ async def test_a_failed_generation_is_counted_and_does_not_stop_expansion() -> N
     decisions = await cur.expand()
     assert cur.generation_failures == 1
     assert [d.reason for d in decisions] == ["accepted"]
+
+
+def _real_episode(task: Task, episode: str, states: Sequence[str], success: bool) -> list[Transition]:
+    last = len(states) - 2
+    return [
+        Transition(task_id=task.id, episode_id=episode, step=i, state=states[i], action=f"a{i}",
+                   next_state=states[i + 1], reward=0.0, terminated=i == last, success=success and i == last,
+                   source=Source.REAL)
+        for i in range(len(states) - 1)
+    ]  # fmt: skip
+
+
+async def test_start_state_variations_start_a_task_where_its_real_episodes_went() -> None:
+    game = Task(id="game", instruction="cook a meal", environment="textworld", initial_state="s0")
+    other = Task(id="other", instruction="cook a meal", environment="textworld", initial_state="o0")
+    data = [
+        *_real_episode(game, "won", ["s0", "s1", "s2", "s3"], success=True),
+        *_real_episode(game, "lost", ["s0", "s1", "x2", " x3 ", "x4"], success=False),
+        *_real_episode(other, "o", ["o0", "o1", "o2"], success=False),
+        Transition(task_id="game", episode_id="dream", step=0, state="s0", action="a", next_state="d1",
+                   reward=0.0, source=Source.SYNTHETIC),
+    ]  # fmt: skip
+    generator = StartStateVariations(data)
+    proposed = await generator.propose(game, k=10)
+    # non-terminal steps only; the failed episode's states first, latest first; s1 once; no synthetic state
+    assert [t.initial_state for t in proposed] == [" x3 ", "x2", "s1", "s2"]
+    assert all(t.parent_id == "game" and t.instruction == game.instruction for t in proposed)
+    assert proposed[0].metadata["variation"] == {"start": data[5].id, "step": 3, "episode_failed": True}
+    assert [t.initial_state for t in await generator.propose(game, k=1)] == [" x3 "]
+    assert await generator.propose(proposed[0], k=4) == [], "no variations of variations"
+
+    # Through the curriculum: the same instruction from another start is a new task, not a duplicate
+    pool = TaskPool([game, other])
+    curriculum = Curriculum(pool, generator, CurriculumConfig(group_size=2, candidates_per_seed=2))
+    for reward in (1.0, 0.0):
+        curriculum.observe(episode(game, reward))
+    decisions = await curriculum.expand()
+    assert [(d.task.initial_state, d.accepted, d.reason.split(":")[0]) for d in decisions] == [
+        (" x3 ", True, "accepted"),
+        ("x2", False, "not selected"),
+    ]
+    assert curriculum.check(decisions[0].task.model_copy(update={"id": "again"})) is not None
+    assert curriculum.check(game.model_copy(update={"id": "g2", "initial_state": "s9"})) is None

@@ -139,6 +139,21 @@ def test_an_arm_that_trained_on_nothing_is_named() -> None:
     assert _idle(no_episodes) == ["played no usable episode (8 dropped)"]
 
 
+def test_the_curriculum_line_counts_decisions_and_shares() -> None:
+    from dreamgym_sdk.demo import _curriculum_line  # pyright: ignore[reportPrivateUsage]
+
+    metrics = [
+        {"tasks_proposed": 8.0, "tasks_accepted": 2.0, "tasks_rejected": 6.0, "synthetic_task_share": 0.0,
+         "tasks_rejected/not_selected": 6.0},
+        {"tasks_proposed": 4.0, "tasks_accepted": 1.0, "tasks_rejected": 3.0, "synthetic_task_share": 0.25,
+         "tasks_rejected/not_selected": 2.0, "tasks_rejected/duplicate": 1.0},
+    ]  # fmt: skip
+    assert _curriculum_line(0, metrics) == (
+        "seed 0: DreamGym's curriculum proposed 12 variations, accepted 3, rejected 9 (1 duplicate, 8 not"
+        " selected); generated tasks' share per update: 0% 25%"
+    )
+
+
 def test_results_record_the_package_versions() -> None:
     from dreamgym_sdk._versions import VERSIONED, package_versions
 
