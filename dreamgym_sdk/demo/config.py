@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dreamgym_sdk.distill.dataset import Variant
 from dreamgym_sdk.integrations.textworld.games import CookingSpec
 
 __all__ = ["ARMS", "MODES", "DemoConfig"]
@@ -42,6 +43,12 @@ class DemoConfig(BaseModel):
     ``vllm:Qwen/Qwen2.5-7B-Instruct``, ...), grounded on a LanceDB buffer of the offline data."""
     distill_steps: int = Field(default=1500, ge=1)
     """Optimizer steps of the distillation (batch 4)."""
+    experience_variants: dict[Variant, float] = Field(
+        default_factory=lambda: {"full": 0.55, "no-history": 0.15, "no-retrieval": 0.15, "no-reasoning": 0.15}
+    )
+    """Share of the distillation examples in each prompt variant (``DatasetConfig.ablation_mix``): the
+    same model then also answers with one input switched off, for ablations. A short distillation cannot
+    spare them: the quick preset trains the full prompt only."""
     experience_max_tokens: int = Field(default=320, ge=16)
     """Completion budget of one experience-model answer."""
 
@@ -103,11 +110,15 @@ class DemoConfig(BaseModel):
             raise ValueError("seeds must name at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be distinct")
+        weights = self.experience_variants.values()
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError("experience_variants needs non-negative weights with a positive sum")
         return self
 
     QUICK: ClassVar[dict[str, Any]] = {
         "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "max_steps": 10,
-        "distill_steps": 400, "experience_max_tokens": 200, "bc_epochs": 2, "rl_iterations": 3,
+        "distill_steps": 400, "experience_variants": {"full": 1.0}, "experience_max_tokens": 200,
+        "bc_epochs": 2, "rl_iterations": 3,
         "tasks_per_iteration": 6, "group_size": 2, "rl_reward": "return", "s2r_iterations": 1,
         "s2r_tasks_per_iteration": 1, "gap_tasks": 2, "allow_idle_arms": True,
     }  # fmt: skip

@@ -99,7 +99,7 @@ async def train_experience_model(
         exclude="episode",
         retrieval_scope="action",
         answer_format="sections",  # no JSON quoting for a 1M-parameter model to get wrong
-        ablation_mix={"full": 0.55, "no-history": 0.15, "no-retrieval": 0.15, "no-reasoning": 0.15},
+        ablation_mix=config.experience_variants,
     )
     dataset = await build_dataset(annotated.transitions, tasks=textworld_tasks(games), config=dataset_config)
     distill_config = DistillConfig(

@@ -38,6 +38,11 @@ def test_quick_preset_is_small_and_overridable() -> None:
     quick = DemoConfig.quick(rl_iterations=4)
     full = DemoConfig()
     assert quick.rl_iterations == 4 and quick.train_games < full.train_games
+    assert quick.experience_variants == {"full": 1.0} and sum(full.experience_variants.values()) == 1.0
+    with pytest.raises(ValidationError):
+        DemoConfig(experience_variants={"no-planning": 1.0})  # pyright: ignore[reportArgumentType]
+    with pytest.raises(ValidationError, match="positive sum"):
+        DemoConfig(experience_variants={"full": 0.0})
     with pytest.raises(ValidationError):
         DemoConfig(seeds=(0, 0))
     with pytest.raises(ValidationError):
