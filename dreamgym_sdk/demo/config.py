@@ -117,13 +117,15 @@ class DemoConfig(BaseModel):
 
     QUICK: ClassVar[dict[str, Any]] = {
         "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "max_steps": 10,
-        "distill_steps": 400, "experience_variants": {"full": 1.0}, "experience_max_tokens": 200,
+        "distill_steps": 1000, "experience_variants": {"full": 1.0}, "experience_max_tokens": 200,
         "bc_epochs": 2, "rl_iterations": 3,
         "tasks_per_iteration": 6, "group_size": 2, "rl_reward": "return", "s2r_iterations": 1,
         "s2r_tasks_per_iteration": 1, "gap_tasks": 2, "allow_idle_arms": True,
     }  # fmt: skip
-    """What :meth:`quick` changes. Real-environment RL and DreamGym each train on 18 groups, scored by their
-    return (a weak policy's success is almost always 0, so groups would tie); S2R's real budget (10% of
+    """What :meth:`quick` changes. The experience model trains 1,000 steps on the full prompt only (at 400
+    steps, or with the ablation variants, it wrote unusable answers for most synthetic episodes).
+    Real-environment RL and DreamGym each train on 18 groups, scored by their return (a weak policy's
+    success is almost always 0, so groups would tie); S2R's real budget (10% of
     real-environment RL's ~330 real transitions) covers one group of two, which can tie: the summary then
     says so (``allow_idle_arms``), and CI checks that the other two arms took optimizer steps."""
 
