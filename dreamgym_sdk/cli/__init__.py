@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from dreamgym_sdk._version import __version__
+from dreamgym_sdk.cli._options import command_group
 from dreamgym_sdk.cli.collect import app as collect_app
 from dreamgym_sdk.cli.demo import demo
 from dreamgym_sdk.cli.distill import app as distill_app
@@ -19,11 +20,8 @@ from dreamgym_sdk.cli.train import eval_app, train_app
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    name="dreamgym",
-    help="Train LLM agents with reinforcement learning on synthetic experience (DreamGym).",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+app = command_group(
+    "dreamgym", help="Train LLM agents with reinforcement learning on synthetic experience (DreamGym)."
 )
 
 

@@ -9,7 +9,7 @@ import typer
 
 from dreamgym_sdk.config_files import parse_override
 
-__all__ = ["overrides"]
+__all__ = ["command_group", "overrides"]
 
 
 def overrides(named: Mapping[str, Any], settings: Sequence[str] | None) -> dict[str, Any]:
@@ -26,3 +26,15 @@ def overrides(named: Mapping[str, Any], settings: Sequence[str] | None) -> dict[
             raise typer.BadParameter(f"--set needs KEY=VALUE, got {item!r}")
         values[key.strip()] = parse_override(value)
     return values
+
+
+def command_group(name: str | None = None, *, help: str, no_args_is_help: bool = True) -> typer.Typer:
+    """A ``dreamgym`` command group. Help text is shown as written: rich markup is off, so a bracket such as
+    ``[config: uri]`` is printed instead of being read as a style tag and dropped."""
+    return typer.Typer(
+        name=name,
+        help=help,
+        no_args_is_help=no_args_is_help,
+        rich_markup_mode=None,
+        pretty_exceptions_show_locals=False,
+    )

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dreamgym_sdk.cli._options import command_group
 from dreamgym_sdk.collect import (
     CollectionSummary,
     ExpertPolicy,
@@ -41,11 +42,8 @@ from dreamgym_sdk.types import Episode, Transition
 
 __all__ = ["app", "build_policy", "parse_policy_mix"]
 
-app = typer.Typer(
-    name="collect",
-    help="Collect real transitions (offline data) and tasks from real environments.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+app = command_group(
+    "collect", help="Collect real transitions (offline data) and tasks from real environments."
 )
 
 POLICIES = ("expert", "noisy", "random")

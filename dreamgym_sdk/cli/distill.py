@@ -25,6 +25,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dreamgym_sdk.cli._options import command_group
 from dreamgym_sdk.config_files import read_config_file, validate_config
 from dreamgym_sdk.errors import ConfigError
 
@@ -34,11 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "load_config", "parse_mix"]
 
-app = typer.Typer(
-    name="distill",
-    help="Distil a local experience model from real transitions (annotate, dataset, train).",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
+app = command_group(
+    "distill", help="Distil a local experience model from real transitions (annotate, dataset, train)."
 )
 
 

@@ -27,6 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dreamgym_sdk.cli._options import command_group
+
 if TYPE_CHECKING:
     from dreamgym_sdk.distill import FidelityRun, Reference, Variant
     from dreamgym_sdk.experience.base import ExperienceModel
@@ -34,10 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["app", "fidelity_table", "parse_variants"]
 
-app = typer.Typer(
-    name="eval-fidelity",
+app = command_group(
+    "eval-fidelity",
     help="Measure an experience model's fidelity on held-out real transitions.",
-    pretty_exceptions_show_locals=False,
+    no_args_is_help=False,
 )
 
 

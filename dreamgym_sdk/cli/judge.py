@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from dreamgym_sdk.cli._options import command_group
 from dreamgym_sdk.types import Transition
 
 if TYPE_CHECKING:
@@ -25,12 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    name="judge",
-    help="Judge the fidelity of synthetic transitions with an LLM.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
+app = command_group("judge", help="Judge the fidelity of synthetic transitions with an LLM.")
 
 
 @app.callback()

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dreamgym_sdk.cli._options import command_group
 from dreamgym_sdk.config_files import load_config
 from dreamgym_sdk.errors import ConfigError, DreamGymError
 from dreamgym_sdk.replay.base import Embedder, ReplayStats
@@ -28,12 +29,7 @@ from dreamgym_sdk.types import Source
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    name="replay",
-    help="Fill, inspect and search the experience replay buffer (LanceDB).",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
+app = command_group("replay", help="Fill, inspect and search the experience replay buffer (LanceDB).")
 
 T = TypeVar("T")
 

@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 import typer
 
+from dreamgym_sdk.cli._options import command_group
 from dreamgym_sdk.errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -26,10 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    name="serve",
-    help="Serve a DreamGym environment over HTTP and WebSocket.",
-    pretty_exceptions_show_locals=False,
+app = command_group(
+    "serve", help="Serve a DreamGym environment over HTTP and WebSocket.", no_args_is_help=False
 )
 
 

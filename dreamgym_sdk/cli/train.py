@@ -12,14 +12,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dreamgym_sdk.cli._options import overrides
+from dreamgym_sdk.cli._options import command_group, overrides
 from dreamgym_sdk.errors import ConfigError, DreamGymError
 from dreamgym_sdk.policies.base import Policy
 
 __all__ = ["eval_app", "train_app"]
 
-train_app = typer.Typer(help="Train a policy with the DreamGym loop, configured by one TOML file.")
-eval_app = typer.Typer(help="Evaluate a policy on real games: success rate with a 95% interval.")
+train_app = command_group(
+    no_args_is_help=False, help="Train a policy with the DreamGym loop, configured by one TOML file."
+)
+eval_app = command_group(
+    no_args_is_help=False, help="Evaluate a policy on real games: success rate with a 95% interval."
+)
 _err = Console(stderr=True)
 
 

@@ -1,0 +1,54 @@
+"""The command line's help and entry points, as a user meets them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from dreamgym_sdk._version import __version__
+from dreamgym_sdk.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("command", "bracketed"),
+    [
+        (["replay", "stats"], "[config: uri]"),
+        (["replay", "import"], "[config: embedder]"),
+        (["replay", "stats"], "(a [replay] table is used if present)"),
+    ],
+)
+def test_help_prints_brackets_as_written(command: list[str], bracketed: str) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert bracketed in " ".join(result.output.split())  # as wrapped to the terminal's width
+
+
+def test_every_command_has_help() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in (
+        "demo",
+        "serve",
+        "collect",
+        "judge",
+        "distill",
+        "eval-fidelity",
+        "replay",
+        "train",
+        "eval",
+    ):
+        assert command in result.output
+        assert runner.invoke(app, [command, "--help"]).exit_code == 0, command
+
+
+def test_python_m_runs_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dreamgym_sdk", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"dreamgym-sdk {__version__}"
