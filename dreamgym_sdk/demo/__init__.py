@@ -363,6 +363,11 @@ def _gap_line(seed: int, gap: SimRealGap) -> str:
         f" {real.mean_steps:.1f} real, {synthetic.mean_steps:.1f} synthetic; replaying its real steps, the"
         f" experience model predicts {gap.reward_agreement:.0%} of rewards and {gap.done_agreement:.0%} of"
         " endings"
+        + (
+            f"; {gap.wm2real:.0%} of its synthetic successes also win the real game (WM2Real)"
+            if gap.wm2real is not None and gap.synthetic.successes
+            else ""
+        )
     )
 
 

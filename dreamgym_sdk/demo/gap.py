@@ -1,8 +1,10 @@
 """How far the synthetic environment is from the real one, measured on the policy RL starts from.
 
 The SFT policy plays the same training games in both environments (success, episode length, return),
-and its real episodes are replayed step by step through the experience model (given the real history,
-state and action, does it predict the real reward and ending?). A lenient synthetic environment shows
+its real episodes are replayed step by step through the experience model (given the real history,
+state and action, does it predict the real reward and ending?), and its synthetic episodes' actions are
+replayed in the real game (WM2Real: are the successes the model grants real ones, and where do the two
+first disagree?). A lenient synthetic environment shows
 up as synthetic success far above real success and as shorter episodes: RL there learns shortcuts the
 game does not allow.
 """
@@ -14,14 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.demo.arms import load_policy, real_env_factory
 from dreamgym_sdk.demo.config import DemoConfig
 from dreamgym_sdk.errors import ModelOutputError
 from dreamgym_sdk.experience.base import ExperienceModel
 from dreamgym_sdk.rollout import EnvFactory, RolloutRunner
-from dreamgym_sdk.training.evaluate import EvalReport
+from dreamgym_sdk.training.evaluate import EvalReport, wm2real
 from dreamgym_sdk.types import Task
 
 __all__ = ["SimRealGap", "measure_gap"]
@@ -48,6 +50,11 @@ class SimRealGap(BaseModel):
     """Share of the real steps whose success flag it predicts."""
     steps: int
     """Real steps replayed through the experience model."""
+    wm2real: float | None = None
+    """Share of the synthetic successes whose actions also win the real game."""
+    divergent_verbs: dict[str, int] = Field(default_factory=dict[str, int])
+    """Synthetic episodes replayed in the real game, counted by the verb of the first action whose reward
+    or ending differs (each replay is in ``gap-replays.jsonl`` beside ``gap.json``)."""
 
 
 async def measure_gap(
@@ -72,6 +79,9 @@ async def measure_gap(
     )
     runner = RolloutRunner(dream_envs, policy, max_concurrency=64, skip_errors=(ModelOutputError,))
     synthetic = await runner.run(tasks, group_size=2, seed=seed)
+    replayed = await wm2real(synthetic, real_env_factory(config))
+    lines = "".join(replay.model_dump_json() + "\n" for replay in replayed.replays)
+    await anyio.Path(path.with_name("gap-replays.jsonl")).write_text(lines)
     references = [Reference(t) for e in real for t in e.transitions]
 
     @contextlib.asynccontextmanager
@@ -93,6 +103,8 @@ async def measure_gap(
         done_agreement=metrics.done_accuracy,
         success_agreement=metrics.success_accuracy,
         steps=metrics.n,
+        wm2real=replayed.wm2real,
+        divergent_verbs=replayed.divergent_verbs,
     )
     await anyio.Path(path).write_text(gap.model_dump_json(indent=2))
     return gap

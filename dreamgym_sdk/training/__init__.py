@@ -6,11 +6,15 @@ Heavy dependencies (torch, transformers, trl) load only when a backend is create
 from dreamgym_sdk.training.base import TrainerBackend, attach_trainer
 from dreamgym_sdk.training.config import BackendConfig, GRPOBackendConfig, LoraSettings, PPOBackendConfig
 from dreamgym_sdk.training.evaluate import (
+    ActionReplay,
     EvalReport,
     PairedDifference,
+    Wm2RealReport,
     evaluate,
     paired_difference,
+    replay_actions,
     wilson_interval,
+    wm2real,
 )
 from dreamgym_sdk.training.grpo import GRPOBackend
 from dreamgym_sdk.training.loop import Budget, Checkpointable, DreamGymTrainer, LoopConfig, iteration_metrics
@@ -24,6 +28,7 @@ from dreamgym_sdk.training.sequences import (
 )
 
 __all__ = [
+    "ActionReplay",
     "BackendConfig",
     "Budget",
     "Checkpointable",
@@ -39,6 +44,7 @@ __all__ = [
     "PairedDifference",
     "TokenSequence",
     "TrainerBackend",
+    "Wm2RealReport",
     "attach_trainer",
     "build_episode_sequence",
     "evaluate",
@@ -46,5 +52,7 @@ __all__ = [
     "group_advantages",
     "iteration_metrics",
     "paired_difference",
+    "replay_actions",
     "wilson_interval",
+    "wm2real",
 ]

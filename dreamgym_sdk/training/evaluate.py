@@ -3,19 +3,33 @@ of two policies evaluated on the same tasks."""
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.bus import EventBus
+from dreamgym_sdk.env import Env
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.rollout import EnvFactory, RolloutRunner
 from dreamgym_sdk.types import Episode, Source, Task
 
-__all__ = ["EvalReport", "PairedDifference", "evaluate", "paired_difference", "wilson_interval"]
+__all__ = [
+    "ActionReplay",
+    "EvalReport",
+    "PairedDifference",
+    "Wm2RealReport",
+    "evaluate",
+    "paired_difference",
+    "replay_actions",
+    "wilson_interval",
+    "wm2real",
+]
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -136,3 +150,120 @@ async def evaluate(
     """Run ``policy`` on every task (``episodes_per_task`` times) and report its success rate."""
     runner = RolloutRunner(env_factory, policy, bus=bus, max_concurrency=max_concurrency)
     return EvalReport.of(await runner.run(tasks, group_size=episodes_per_task, seed=seed))
+
+
+class ActionReplay(BaseModel):
+    """An episode's actions played again, in order, in another environment (a synthetic episode in the
+    real game: WM2Real), and where the two first disagree."""
+
+    model_config = ConfigDict(frozen=True)
+
+    episode_id: str
+    task_id: str
+    steps: int
+    """Steps the episode took where it was recorded."""
+    success: bool
+    """Whether the episode succeeded where it was recorded."""
+    replay_steps: int
+    """Steps replayed before the replay environment ended the episode or the actions ran out."""
+    replay_success: bool
+    """Whether the same actions succeed in the replay environment."""
+    divergence: int | None = None
+    """The first step whose reward or ending differs between the two (``None``: they agree throughout)."""
+    divergent_action: str | None = None
+    recorded_observation: str | None = None
+    """What the recorded episode showed after the divergent action."""
+    replay_observation: str | None = None
+    """What the replay environment showed after it."""
+
+
+async def replay_actions(episode: Episode, env: Env, *, seed: int | None = None) -> ActionReplay:
+    """Play ``episode``'s actions, in order, in ``env`` (reset with the episode's task), until ``env`` ends
+    the episode or the actions run out, and report where rewards or endings first differ.
+
+    The step results are compared to the recorded transitions with a tolerance of 1e-6 on rewards.
+    """
+    await env.reset(task=episode.task, seed=seed)
+    replay_steps, replay_success, divergence = 0, False, None
+    divergent: dict[str, str | None] = {}
+    try:
+        for step, recorded in enumerate(episode.transitions):
+            result = await env.step(recorded.action)
+            replay_steps = step + 1
+            replay_success = bool(result.info.get("success", False))
+            agrees = abs(result.reward - recorded.reward) <= 1e-6 and result.terminated == recorded.terminated
+            if divergence is None and not agrees:
+                divergence = step
+                divergent = {
+                    "divergent_action": recorded.action,
+                    "recorded_observation": recorded.next_state,
+                    "replay_observation": result.observation,
+                }
+            if result.done:
+                break
+    finally:
+        await env.close()
+    if divergence is None and replay_steps < len(episode.transitions):
+        divergence = replay_steps  # the replay ended while the recorded episode went on
+        divergent = {"divergent_action": episode.transitions[replay_steps].action}
+    return ActionReplay(
+        episode_id=episode.id,
+        task_id=episode.task.id,
+        steps=len(episode),
+        success=episode.success,
+        replay_steps=replay_steps,
+        replay_success=replay_success,
+        divergence=divergence,
+        **divergent,
+    )
+
+
+class Wm2RealReport(BaseModel):
+    """Synthetic episodes replayed in the real environment (Word2World's WM2Real)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    episodes: int
+    synthetic_successes: int
+    real_successes_of_synthetic: int
+    """Synthetic successes whose actions also succeed in the real environment."""
+    wm2real: float
+    """``real_successes_of_synthetic / synthetic_successes`` (0 when nothing succeeded): how often a success
+    the experience model grants is one the real environment grants too."""
+    agreement: float
+    """Share of episodes whose rewards and endings agree at every replayed step."""
+    divergent_verbs: dict[str, int]
+    """First word of the action at each episode's first divergence, counted: where the model errs."""
+    replays: list[ActionReplay]
+
+
+async def wm2real(
+    episodes: Sequence[Episode], env_factory: EnvFactory, *, max_concurrency: int = 8
+) -> Wm2RealReport:
+    """Replay every synthetic episode's actions in a real environment (one from ``env_factory`` each)."""
+
+    limit = anyio.Semaphore(max_concurrency)
+    replays: list[ActionReplay | None] = [None] * len(episodes)
+
+    async def one(i: int, episode: Episode) -> None:
+        async with limit:
+            made: object = env_factory(i)
+            env: Env = await made if inspect.isawaitable(made) else made  # pyright: ignore[reportAssignmentType]
+            replays[i] = await replay_actions(episode, env, seed=episode.seed)
+
+    async with anyio.create_task_group() as tg:
+        for i, episode in enumerate(episodes):
+            tg.start_soon(one, i, episode)
+    done = [r for r in replays if r is not None]
+    granted = [r for r in done if r.success]
+    confirmed = sum(r.replay_success for r in granted)
+    verbs = Counter((r.divergent_action or "").split(" ", 1)[0] for r in done if r.divergence is not None)
+    return Wm2RealReport(
+        episodes=len(done),
+        synthetic_successes=len(granted),
+        real_successes_of_synthetic=confirmed,
+        wm2real=confirmed / len(granted) if granted else 0.0,
+        agreement=sum(r.divergence is None for r in done) / len(done) if done else 0.0,
+        divergent_verbs=dict(verbs.most_common()),
+        replays=done,
+    )
