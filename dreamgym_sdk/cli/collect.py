@@ -34,6 +34,7 @@ from dreamgym_sdk.collect import (
     JsonlSink,
     MixturePolicy,
     RandomAdmissiblePolicy,
+    SkipKnownEpisodes,
     TransitionSink,
     collect,
 )
@@ -268,12 +269,16 @@ def textworld(
 
                     buffer = LanceDBReplayBuffer(ReplayConfig(uri=str(lancedb), embedder=embedder))
                     sinks.append(await stack.enter_async_context(buffer))
+                sink = SkipKnownEpisodes.over_jsonl(output, _FanOut(sinks))  # a re-run adds nothing twice
                 result = await collect(
                     lambda _: tw.TextWorldEnv(max_steps=max_steps, observation=observation.value),
-                    the_policy, [info.to_task() for info in infos], _FanOut(sinks),
+                    the_policy, [info.to_task() for info in infos], sink,
                     episodes_per_task=episodes_per_game, max_concurrency=concurrency, seed=seed,
                     on_episode=played,
                 )  # fmt: skip
+        if sink.skipped:
+            held = f"{sink.skipped} of {len(result.episodes)} episodes"
+            err.print(f"{held} were already in {output}: not added again")
         return result.summary
 
     summary = anyio.run(run)
@@ -282,7 +287,7 @@ def textworld(
         summary_json.write_text(text + "\n", encoding="utf-8")
     typer.echo(text)
     err.print(_summary_table(summary, table_rows))
-    err.print(f"transitions appended to {output}" + (f" and {lancedb}" if lancedb is not None else ""))
+    err.print(f"new transitions appended to {output}" + (f" and {lancedb}" if lancedb is not None else ""))
 
 
 @app.command("tasks")

@@ -18,7 +18,14 @@ from dreamgym_sdk.collect.policies import (
     admissible_actions,
     expert_action,
 )
-from dreamgym_sdk.collect.sinks import JsonlSink, MemorySink, TransitionSink, read_jsonl
+from dreamgym_sdk.collect.sinks import (
+    JsonlSink,
+    MemorySink,
+    SkipKnownEpisodes,
+    TransitionSink,
+    episode_fingerprint,
+    read_jsonl,
+)
 
 __all__ = [
     "CollectionResult",
@@ -30,9 +37,11 @@ __all__ = [
     "MemorySink",
     "MixturePolicy",
     "RandomAdmissiblePolicy",
+    "SkipKnownEpisodes",
     "TransitionSink",
     "admissible_actions",
     "collect",
+    "episode_fingerprint",
     "expert_action",
     "read_jsonl",
 ]

@@ -2,21 +2,32 @@
 
 Any replay buffer with ``async add(transitions)`` is a sink. :class:`JsonlSink` appends JSON lines to a
 file (durable after every ``add``), so collection works without a database; :class:`MemorySink` keeps
-them in a list (tests, notebooks).
+them in a list (tests, notebooks). :class:`SkipKnownEpisodes` in front of a sink makes collecting again
+into it safe: an episode it already holds is not written twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import anyio
 
+from dreamgym_sdk.replay._records import content_hash
 from dreamgym_sdk.types import Transition
 
-__all__ = ["JsonlSink", "MemorySink", "TransitionSink", "read_jsonl"]
+__all__ = [
+    "JsonlSink",
+    "MemorySink",
+    "SkipKnownEpisodes",
+    "TransitionSink",
+    "episode_fingerprint",
+    "read_jsonl",
+]
 
 
 @runtime_checkable
@@ -87,3 +98,66 @@ def read_jsonl(path: str | Path) -> list[Transition]:
     lines = text.split("\n")
     complete = lines[:-1]  # the piece after the last newline is empty or an unfinished write
     return [Transition.model_validate_json(line) for line in complete if line.strip()]
+
+
+def episode_fingerprint(transitions: Sequence[Transition]) -> str:
+    """What an episode's transitions say happened, whatever their ids: the task and each step's
+    :func:`~dreamgym_sdk.replay.content_hash` and reward, in order. The same game played again with the
+    same seeds has the same fingerprint."""
+    digest = hashlib.blake2b(digest_size=16)
+    for t in sorted(transitions, key=lambda t: t.step):
+        digest.update(f"{t.task_id}\x1f{t.step}\x1f{content_hash(t)}\x1f{t.reward!r}\x1e".encode())
+    return digest.hexdigest()
+
+
+class SkipKnownEpisodes:
+    """Passes to ``sink`` only the episodes it does not hold yet, so running a collection again into the
+    same sink adds nothing twice.
+
+    Episodes are compared by :func:`episode_fingerprint`, with multiplicity: a sink holding two copies of
+    an episode (an expert that plays a game twice the same way) absorbs two repeats of it, and a third
+    is written.
+
+    ```python
+    sink = SkipKnownEpisodes.over_jsonl("real.jsonl")  # knows what the file already holds
+    await collect(..., sink=sink)
+    print(sink.skipped, "episodes were already there")
+    ```
+
+    Transitions are grouped by ``episode_id`` within each ``add`` (the collector adds one episode at a time).
+
+    Args:
+        sink: where new episodes go.
+        known: transitions already stored there (their episodes are known).
+    """
+
+    def __init__(self, sink: TransitionSink, known: Iterable[Transition] = ()) -> None:
+        self.sink = sink
+        self.skipped = 0
+        """Episodes not written because the sink already held them."""
+        self._known = Counter(episode_fingerprint(e) for e in _by_episode(known))
+
+    @classmethod
+    def over_jsonl(cls, path: str | Path, sink: TransitionSink | None = None) -> SkipKnownEpisodes:
+        """Skip the episodes the JSON-lines file at ``path`` holds; write to ``sink`` (default: that file)."""
+        return cls(sink if sink is not None else JsonlSink(path), read_jsonl(path))
+
+    async def add(self, transitions: Sequence[Transition]) -> None:
+        """Add the transitions of every episode not seen yet."""
+        new: list[Transition] = []
+        for episode in _by_episode(transitions):
+            fingerprint = episode_fingerprint(episode)
+            if self._known[fingerprint] > 0:
+                self._known[fingerprint] -= 1
+                self.skipped += 1
+            else:
+                new.extend(episode)
+        if new:
+            await self.sink.add(new)
+
+
+def _by_episode(transitions: Iterable[Transition]) -> list[list[Transition]]:
+    episodes: dict[str, list[Transition]] = {}
+    for t in transitions:
+        episodes.setdefault(t.episode_id, []).append(t)
+    return list(episodes.values())

@@ -61,6 +61,24 @@ def test_collects_into_jsonl_and_prints_a_summary(tw_games: list[GameInfo], tmp_
     assert "Collected" in result.stderr
 
 
+def test_collecting_again_adds_nothing_twice(tw_games: list[GameInfo], tmp_path: Path) -> None:
+    out = tmp_path / "real.jsonl"
+    args = [
+        "textworld", "--games-from", str(tw_games[0].path.parent), "--games", "2", "--output", str(out),
+        "--policy", "expert=0.5,noisy=0.5", "-k", "2", "--no-progress",
+    ]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    first = read_jsonl(out)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert read_jsonl(out) == first
+    assert "4 of 4 episodes were already in" in " ".join(again.stderr.split())
+    more = runner.invoke(app, [*args[:4], "3", *args[5:]])  # one more game: only its episodes are added
+    assert more.exit_code == 0
+    added = read_jsonl(out)[len(first) :]
+    assert added and {t.task_id for t in added} == {tw_games[2].to_task().id}
+
+
 def test_plays_the_games_of_a_directory(tw_games: list[GameInfo], tmp_path: Path) -> None:
     out = tmp_path / "real.jsonl"
     args = ["textworld", "--games-from", str(tw_games[0].path.parent), "--output", str(out), "--no-progress"]

@@ -7,7 +7,14 @@ from pathlib import Path
 import anyio
 
 from dreamgym_sdk import Source, Transition
-from dreamgym_sdk.collect import JsonlSink, MemorySink, TransitionSink, read_jsonl
+from dreamgym_sdk.collect import (
+    JsonlSink,
+    MemorySink,
+    SkipKnownEpisodes,
+    TransitionSink,
+    episode_fingerprint,
+    read_jsonl,
+)
 
 
 def transitions(episode: str, n: int) -> list[Transition]:
@@ -69,3 +76,36 @@ async def test_memory_sink() -> None:
     await sink.add(transitions("e1", 2))
     await sink.add(transitions("e2", 1))
     assert [t.episode_id for t in sink.transitions] == ["e1", "e1", "e2"]
+
+
+def test_the_fingerprint_ignores_ids_and_sees_content() -> None:
+    first = transitions("e1", 3)
+    assert episode_fingerprint(first) == episode_fingerprint(transitions("e2", 3))
+    assert episode_fingerprint(first) == episode_fingerprint(first[::-1])  # by step, not by arrival
+    changed = [*first[:2], first[2].model_copy(update={"reward": 0.5})]
+    assert episode_fingerprint(changed) != episode_fingerprint(first)
+    assert episode_fingerprint(transitions("e1", 2)) != episode_fingerprint(first)
+
+
+async def test_collecting_again_adds_nothing_twice(tmp_path: Path) -> None:
+    path = tmp_path / "real.jsonl"
+    sink = SkipKnownEpisodes.over_jsonl(path)
+    await sink.add(transitions("a", 3))
+    await sink.add(transitions("b", 3))  # the same episode played twice: both are kept
+    assert len(read_jsonl(path)) == 6 and sink.skipped == 0
+
+    again = SkipKnownEpisodes.over_jsonl(path)  # a re-run: the same two episodes under new ids
+    await again.add(transitions("c", 3) + transitions("d", 3))
+    assert len(read_jsonl(path)) == 6 and again.skipped == 2
+    await again.add(transitions("e", 3))  # a third copy is new
+    await again.add(transitions("f", 2))  # so is another episode
+    assert [t.episode_id for t in read_jsonl(path)][6:] == ["e"] * 3 + ["f"] * 2
+    assert again.skipped == 2
+
+
+async def test_skipping_forwards_to_any_sink() -> None:
+    memory = MemorySink()
+    sink = SkipKnownEpisodes(memory, known=transitions("old", 2))
+    assert isinstance(sink, TransitionSink)
+    await sink.add(transitions("x", 2) + transitions("y", 4))
+    assert {t.episode_id for t in memory.transitions} == {"y"} and sink.skipped == 1
