@@ -32,6 +32,11 @@ EXTENSIONS = (".ni", ".z8", ".json")  # the JSON sidecar is moved last: it marks
 HASH_SEED = "0"
 
 
+def temp_prefix(pid: int) -> str:
+    """Name prefix of the temporary directories the worker with this process id compiles games in."""
+    return f".tmp-{pid}-"
+
+
 def is_complete(out_dir: str, stem: str) -> bool:
     """Whether every file of the game ``stem`` is in ``out_dir``."""
     return all(os.path.isfile(os.path.join(out_dir, stem + ext)) for ext in EXTENSIONS)
@@ -68,7 +73,7 @@ def generate_one(spec: CookingSpec | CustomSpec, out_dir: str, seed: int) -> Non
     cast(dict[str, Any], game.metadata).update(dreamgym_metadata(spec, seed))
 
     stem = spec.file_stem(seed)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=out_dir)
+    tmp = tempfile.mkdtemp(prefix=temp_prefix(os.getpid()), dir=out_dir)  # the parent removes it if killed
     try:
         options.path = os.path.join(tmp, f"{stem}.z8")
         compile_game(game, options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +24,7 @@ from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.logging import get_logger
 
-from ._worker import EXTENSIONS, HASH_SEED, PREFIX
+from ._worker import EXTENSIONS, HASH_SEED, PREFIX, temp_prefix
 from .games import GameInfo, GameSpec
 
 __all__ = ["game_path", "generate_games"]
@@ -72,6 +73,7 @@ async def generate_games(
         raise ValueError("seeds must be in [0, 2**32)")
     out = await anyio.Path(out_dir).resolve()
     await out.mkdir(parents=True, exist_ok=True)
+    await anyio.to_thread.run_sync(_remove_orphans, Path(out))
     infos: dict[int, GameInfo] = {}
 
     async def ready(seed: int) -> None:
@@ -107,37 +109,75 @@ async def _run_worker(
     job = json.dumps({"spec": spec.model_dump(mode="json"), "out_dir": str(out), "seeds": seeds})
     env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
     stderr = bytearray()
-    async with await anyio.open_process(
+    process = await anyio.open_process(
         [sys.executable, "-m", _WORKER],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    ) as process:
-        assert process.stdin is not None and process.stdout is not None
-        await process.stdin.send(job.encode())
-        await process.stdin.aclose()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_drain, process, stderr)
-            lines = BufferedByteReceiveStream(process.stdout)
-            while True:
-                try:
-                    line = await lines.receive_until(b"\n", 1 << 20)
-                except (anyio.EndOfStream, anyio.IncompleteRead):
-                    break
-                text = line.decode(errors="replace")
-                if not text.startswith(PREFIX):
-                    continue  # stray output of the compiler
-                message = json.loads(text.removeprefix(PREFIX))
-                if message["ok"]:
-                    _log.debug("game ready", seed=message["seed"])
-                    await ready(int(message["seed"]))
-                else:
-                    errors.append(str(message["error"]))
-        code = await process.wait()
-    if code != 0:
+    )
+    try:
+        await _talk(process, job, ready, errors, stderr)
+    finally:  # also when cancelled (Ctrl-C): kill the worker, then remove its half-made game
+        if process.returncode is None:
+            process.kill()
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+        _remove_temp_dirs(out, process.pid)
+    if process.returncode != 0:
         tail = stderr[-_STDERR_TAIL:].decode(errors="replace")
+        code = process.returncode
         raise RuntimeError(f"TextWorld game generation failed (worker exit code {code}):\n{tail}")
+
+
+async def _talk(
+    process: Process, job: str, ready: Callable[[int], Awaitable[None]], errors: list[str], stderr: bytearray
+) -> None:
+    """Send the job, then read the worker's reports until it closes its output."""
+    assert process.stdin is not None and process.stdout is not None
+    await process.stdin.send(job.encode())
+    await process.stdin.aclose()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_drain, process, stderr)
+        lines = BufferedByteReceiveStream(process.stdout)
+        while True:
+            try:
+                line = await lines.receive_until(b"\n", 1 << 20)
+            except (anyio.EndOfStream, anyio.IncompleteRead):
+                break
+            text = line.decode(errors="replace")
+            if not text.startswith(PREFIX):
+                continue  # stray output of the compiler
+            message = json.loads(text.removeprefix(PREFIX))
+            if message["ok"]:
+                _log.debug("game ready", seed=message["seed"])
+                await ready(int(message["seed"]))
+            else:
+                errors.append(str(message["error"]))
+    await process.wait()
+
+
+def _remove_temp_dirs(out: Path, pid: int) -> None:
+    for leftover in out.glob(temp_prefix(pid) + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _remove_orphans(out: Path) -> None:
+    """Remove the temporary directories of workers that no longer run (a parent killed with SIGKILL)."""
+    for leftover in out.glob(".tmp-*-*"):
+        pid = leftover.name.split("-")[1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def _drain(process: Process, into: bytearray) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 from pydantic import ValidationError
 
@@ -92,6 +94,38 @@ async def test_generation_is_deterministic_per_seed(cooking_games: list[GameInfo
     assert digests(again.path) == digests(cooking_games[2].path)
     assert again.id == cooking_games[2].id
     assert len({g.id for g in cooking_games}) == len(cooking_games)
+
+
+async def test_cancelling_generation_leaves_no_temporary_files(tmp_path: Path) -> None:
+    """Ctrl-C while a worker compiles a game: the worker is killed and its half-made game removed."""
+    out = anyio.Path(tmp_path)
+
+    async def temp_dirs() -> list[str]:
+        return [p.name async for p in out.glob(".tmp-*")]
+
+    async def cancel_once_compiling(scope: anyio.CancelScope) -> None:
+        with anyio.fail_after(60):
+            while not await temp_dirs():  # noqa: ASYNC110 (polls the file system: no event to wait on)
+                await anyio.sleep(0.05)
+        scope.cancel()
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(cancel_once_compiling, scope)
+            await generate_games(COOKING, tmp_path, [7, 8])
+    assert scope.cancelled_caught
+    assert await temp_dirs() == []
+
+
+async def test_leftovers_of_a_killed_run_are_removed(tmp_path: Path) -> None:
+    dead = await anyio.run_process([sys.executable, "-c", "import os; print(os.getpid())"])
+    orphan = anyio.Path(tmp_path / f".tmp-{int(dead.stdout)}-abc")  # a worker that no longer runs
+    await orphan.mkdir()
+    await (orphan / "half.z8").write_bytes(b"")
+    alive = anyio.Path(tmp_path / f".tmp-{os.getpid()}-def")  # another run's worker, still compiling
+    await alive.mkdir()
+    await generate_games(COOKING, tmp_path, [])
+    assert not await orphan.exists() and await alive.exists()
 
 
 async def test_cached_games_are_reused(
