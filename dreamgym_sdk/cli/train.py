@@ -15,6 +15,7 @@ from rich.text import Text
 from dreamgym_sdk.cli._options import command_group, overrides
 from dreamgym_sdk.errors import ConfigError, DreamGymError
 from dreamgym_sdk.policies.base import Policy
+from dreamgym_sdk.providers.registry import check_model_string
 
 __all__ = ["eval_app", "train_app"]
 
@@ -115,9 +116,9 @@ def _make_policy(spec: str, seed: int) -> Policy:
 def evaluate_games(
     games: Annotated[Path, typer.Option(help="A directory of TextWorld games (*.z8 with .json).")],
     policy: Annotated[str, typer.Option(help="random, hf:<path> (local) or any model string (LLM).")],
-    episodes: Annotated[int, typer.Option(help="Episodes per game.")] = 1,
-    max_steps: Annotated[int, typer.Option(help="Step limit per episode.")] = 50,
-    concurrency: Annotated[int, typer.Option(help="Episodes at once.")] = 4,
+    episodes: Annotated[int, typer.Option(help="Episodes per game.", min=1)] = 1,
+    max_steps: Annotated[int, typer.Option(help="Step limit per episode.", min=1)] = 50,
+    concurrency: Annotated[int, typer.Option(help="Episodes at once.", min=1)] = 4,
     seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
     output: Annotated[Path | None, typer.Option("-o", help="Also write the JSON report here.")] = None,
 ) -> None:
@@ -129,7 +130,12 @@ def evaluate_games(
     if not infos:
         _err.print(f"[red]error:[/] no TextWorld games in {games}")
         raise typer.Exit(2)
-    the_policy = _make_policy(policy, seed)
+    try:
+        if policy != "random":
+            check_model_string(policy)
+        the_policy = _make_policy(policy, seed)
+    except (ConfigError, OSError) as exc:
+        _fail(exc, 2)
     tasks = [g.to_task() for g in infos]
     report = anyio.run(
         lambda: evaluate(

@@ -146,6 +146,7 @@ class _Demo:
 
     async def run(self) -> DemoResult:
         config, out = self.config, self.out
+        self._check_models()  # before anything is written: a typo is not recorded in the run's settings
         out.mkdir(parents=True, exist_ok=True)
         self._check_settings()
         started = time.perf_counter()
@@ -175,6 +176,14 @@ class _Demo:
                 seeds[seed] = await self._seed(seed, dream_env_factory(config, dream), dream)
         self.timings["total"] = round(time.perf_counter() - started, 1)
         return self._report(model, seeds)
+
+    def _check_models(self) -> None:
+        from dreamgym_sdk.providers import check_model_string
+
+        if self.config.experience_model is not None:  # a distilled directory may go without hf:
+            check_model_string(self.config.experience_model, bare_directories=True)
+        if self.config.policy_model is not None:
+            check_model_string(f"hf:{self.config.policy_model.removeprefix('hf:')}")
 
     def _check_settings(self) -> None:
         """Stages are reused from the run directory, so refuse one made with other settings (more or other

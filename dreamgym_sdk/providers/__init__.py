@@ -10,7 +10,7 @@ from dreamgym_sdk.providers._provider import BaseProvider
 from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, Provider, Usage
 from dreamgym_sdk.providers.cache import ResponseCache
 from dreamgym_sdk.providers.config import ProviderConfig, RetryPolicy
-from dreamgym_sdk.providers.registry import get_provider
+from dreamgym_sdk.providers.registry import check_model_string, get_provider
 
 __all__ = [
     "BaseProvider",
@@ -22,5 +22,6 @@ __all__ = [
     "ResponseCache",
     "RetryPolicy",
     "Usage",
+    "check_model_string",
     "get_provider",
 ]

@@ -12,6 +12,10 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +24,7 @@ from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.providers._provider import BaseProvider
 from dreamgym_sdk.providers.config import ProviderConfig
 
-__all__ = ["get_provider"]
+__all__ = ["check_model_string", "get_provider"]
 
 
 def get_provider(model: str, config: ProviderConfig | None = None, /, **overrides: Any) -> BaseProvider:
@@ -64,3 +68,70 @@ def get_provider(model: str, config: ProviderConfig | None = None, /, **override
     from dreamgym_sdk.providers.litellm import LiteLLMProvider
 
     return LiteLLMProvider(model, cfg)
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_LOCAL = ("hf:", "vllm:")
+
+
+def check_model_string(model: str, *, bare_directories: bool = False) -> None:
+    """Refuse a model string that cannot name a model, before anything loads it (providers load lazily,
+    so a typo would otherwise surface at the first call, minutes into a run).
+
+    - ``hf:X`` and ``vllm:X``: ``X`` is an existing path, or a hub id (``org/name``); with
+      ``HF_HUB_OFFLINE=1``, one in the local Hugging Face cache.
+    - An existing path without a prefix needs ``hf:`` (``bare_directories=True`` accepts it, for commands
+      that read a distilled directory themselves).
+    - ``provider/name`` (LiteLLM): ``provider`` is one LiteLLM knows, when LiteLLM is installed.
+
+    Raises:
+        ConfigError: what is wrong with ``model`` and how to fix it.
+    """
+    if not model or not model.strip():
+        raise ConfigError("the model string is empty")
+    prefix = next((p for p in _LOCAL if model.startswith(p)), None)
+    if prefix is not None:
+        _check_local(model, model.removeprefix(prefix))
+        return
+    if Path(model).expanduser().exists():
+        if bare_directories:
+            return
+        raise ConfigError(f"model {model!r} is a local path: write hf:{model} to load it with transformers")
+    if "/" in model and not model.startswith(("openai/", "hosted_vllm/")):
+        _check_litellm_provider(model, model.split("/", 1)[0])
+
+
+def _check_local(model: str, name: str) -> None:
+    if Path(name).expanduser().exists():
+        return
+    if not _HUB_ID.match(name):
+        raise ConfigError(f"model {model!r}: no such file or directory {name!r}")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") and not _in_hub_cache(name):
+        raise ConfigError(
+            f"model {model!r}: {name!r} is neither a local directory nor in the Hugging Face cache, and "
+            "HF_HUB_OFFLINE is set (download it first, or give a directory)"
+        )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return True  # cannot tell: let the backend say
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
+def _check_litellm_provider(model: str, provider: str) -> None:
+    try:
+        import litellm
+    except ImportError:
+        return  # the LiteLLM provider names its extra when it is built
+    known = [str(getattr(p, "value", p)) for p in litellm.provider_list]
+    if provider in known:
+        return
+    close = difflib.get_close_matches(provider, known, n=1)
+    hint = f" (did you mean {close[0]}/...?)" if close else ""
+    raise ConfigError(
+        f"model {model!r}: {provider!r} is not a LiteLLM provider{hint}; local models take hf:<dir> or "
+        "vllm:<dir>"
+    )

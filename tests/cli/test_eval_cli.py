@@ -38,3 +38,28 @@ def test_eval_reports_success_rate_with_interval(game_dir: Path, tmp_path: Path)
 def test_eval_rejects_an_empty_directory(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "--games", str(tmp_path), "--policy", "random"])
     assert result.exit_code == 2 and "no TextWorld games" in result.output
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ("hf:no-such-model", "no such file or directory 'no-such-model'"),
+        ("opnai/gpt-4o-mini", "did you mean openai/...?"),
+    ],
+)
+def test_eval_names_a_bad_policy_string_in_one_line(game_dir: Path, policy: str, message: str) -> None:
+    result = CliRunner().invoke(app, ["eval", "--games", str(game_dir), "--policy", policy])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
+def test_eval_asks_for_hf_before_a_directory(game_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["eval", "--games", str(game_dir), "--policy", str(game_dir)])
+    assert result.exit_code == 2 and f"write hf:{game_dir}" in " ".join(result.output.split())
+
+
+def test_eval_refuses_a_negative_episode_count(game_dir: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["eval", "--games", str(game_dir), "--policy", "random", "--episodes", "-1"]
+    )
+    assert result.exit_code == 2 and "--episodes" in result.output

@@ -65,6 +65,23 @@ def test_cli_rejects_invalid_settings_before_doing_anything(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.parametrize(
+    ("flag", "model", "message"),
+    [
+        ("--experience-model", "hf:/no/such/model", "no such file or directory '/no/such/model'"),
+        ("--experience-model", "opnai/gpt-4o-mini", "did you mean openai/...?"),
+        ("--policy-model", "no-such-dir", "no such file or directory 'no-such-dir'"),
+    ],
+)
+def test_a_mistyped_model_fails_at_once_and_records_nothing(
+    tmp_path: Path, flag: str, model: str, message: str
+) -> None:
+    result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path / "run"), flag, model])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "run").exists()
+
+
 def test_offline_transitions_regroup_into_ordered_episodes() -> None:
     task = Task(id="g1", instruction="cook", environment="textworld")
 

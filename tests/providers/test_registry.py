@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from dreamgym_sdk.errors import ConfigError, MissingExtraError
-from dreamgym_sdk.providers import ChatRequest, Provider, ProviderConfig, get_provider
+from dreamgym_sdk.providers import ChatRequest, Provider, ProviderConfig, check_model_string, get_provider
 from dreamgym_sdk.providers.hf import HFProvider
 from dreamgym_sdk.providers.litellm import LiteLLMProvider
 from dreamgym_sdk.providers.openai_compat import OpenAICompatProvider
@@ -101,3 +102,46 @@ async def test_vllm_without_the_extra_names_it() -> None:
     async with get_provider("vllm:/models/tiny") as provider:
         with pytest.raises(MissingExtraError, match=r"dreamgym-sdk\[vllm\]"):
             await provider.complete(ChatRequest.of(None, "hi"))
+
+
+@pytest.mark.parametrize(
+    "model", ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "hosted_vllm/qwen", "gpt-4o-mini"]
+)
+def test_check_model_string_accepts_hosted_models(model: str) -> None:
+    check_model_string(model)
+
+
+def test_check_model_string_accepts_local_paths_and_hub_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for model in (f"hf:{tmp_path}", f"vllm:{tmp_path}", "hf:Qwen/Qwen2.5-0.5B-Instruct"):
+        check_model_string(model)
+    check_model_string(str(tmp_path), bare_directories=True)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ("", "empty"),
+        ("hf:no-such-model", "no such file or directory 'no-such-model'"),
+        ("vllm:./models/tiny", "no such file or directory './models/tiny'"),
+        ("opnai/gpt-4o-mini", "'opnai' is not a LiteLLM provider (did you mean openai/...?)"),
+        ("nosuchprovider/model", "'nosuchprovider' is not a LiteLLM provider"),
+    ],
+)
+def test_check_model_string_names_the_mistake(model: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_model_string(model)
+    assert message in str(caught.value)
+
+
+def test_check_model_string_asks_for_hf_before_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="write hf:"):
+        check_model_string(str(tmp_path))
+
+
+def test_check_model_string_offline_needs_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match="nor in the Hugging Face cache"):
+        check_model_string("hf:no-such-org/no-such-model")
