@@ -63,6 +63,11 @@ def train(
     if print_config:
         typer.echo(cfg.model_dump_json(indent=2))
         return
+    try:  # a typo fails now, not at the first synthetic step
+        check_model_string(cfg.experience.model)
+        check_model_string(f"hf:{cfg.policy.path}")
+    except ConfigError as exc:
+        _fail(exc, 2)
     from dreamgym_sdk.logging import configure_logging
     from dreamgym_sdk.training.run import train as run_training
 

@@ -45,6 +45,17 @@ def test_config_keys_flags_and_errors(tmp_path: Path) -> None:
     assert result.exit_code == 0 and json.loads(result.stdout)["loop"]["budget"]["iterations"] == 2
 
 
+def test_a_missing_model_fails_before_training(tmp_path: Path) -> None:
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--experience-model", "hf:no/such-model"]
+    result = CliRunner().invoke(app, args, env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 2 and "no/such-model" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(
+        app, ["train", "--experience-model", "openai/x", "--policy", "no-policy-here"]
+    )
+    assert result.exit_code == 2 and "no such file or directory 'no-policy-here'" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_loop_group_size_is_the_one_group_size(tmp_path: Path) -> None:
     cfg = load_train_config(None, {"loop.group_size": "8"})
     assert cfg.loop.group_size == cfg.grpo.group_size == cfg.curriculum.group_size == 8
