@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TextColumn
 
 from dreamgym_sdk._versions import package_versions
 from dreamgym_sdk.curriculum import StartStateVariations, TaskGenerator
@@ -59,6 +59,7 @@ from dreamgym_sdk.demo.report import (
     results_table,
     summarise,
 )
+from dreamgym_sdk.distill.sft import TrainingProgress
 from dreamgym_sdk.errors import ConfigError, NothingToTrainError
 from dreamgym_sdk.experience.base import ExperienceModel
 from dreamgym_sdk.policies.baselines import RandomPolicy
@@ -164,10 +165,7 @@ class _Demo:
         model = config.experience_model
         if model is None:
             path = await self.stage(
-                "experience model",
-                lambda: train_experience_model(
-                    config, self.transitions, train_games, out / "experience-model"
-                ),
+                "experience model", lambda: self._experience_model(train_games, out / "experience-model")
             )
             model = f"hf:{path}"
         seeds: dict[int, _SeedRun] = {}
@@ -205,6 +203,17 @@ class _Demo:
         with Progress(console=self.console, transient=True) as bar:
             job = bar.add_task("generating games", total=self.config.train_games + self.config.held_out_games)
             return await make_games(self.config, self.out / "games", lambda _: bar.advance(job))
+
+    async def _experience_model(self, games: Sequence[Any], directory: Path) -> Path:
+        columns = (*Progress.get_default_columns(), TextColumn("{task.fields[loss]}"))
+        with Progress(*columns, console=self.console, transient=True) as bar:
+            job = bar.add_task("distilling", total=self.config.distill_steps, loss="")
+
+            def report(progress: TrainingProgress) -> None:  # from the training thread
+                loss = "" if progress.loss is None else f"loss {progress.loss:.3f}"
+                bar.update(job, completed=progress.step, total=progress.total_steps, loss=loss)
+
+            return await train_experience_model(self.config, self.transitions, games, directory, report)
 
     async def _seed(self, seed: int, dream_envs: EnvFactory, dream: ExperienceModel) -> _SeedRun:
         config, root = self.config, self.out / f"seed-{seed}"

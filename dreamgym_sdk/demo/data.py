@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 
 from dreamgym_sdk.demo.config import DemoConfig
+from dreamgym_sdk.distill.sft import TrainingProgress
 from dreamgym_sdk.experience.reasoning import ReasoningConfig, ReasoningExperienceModel
 from dreamgym_sdk.types import Episode, Source, Task, Transition
 
@@ -72,9 +73,14 @@ def episodes_of(transitions: Sequence[Transition], tasks: dict[str, Task]) -> li
 
 
 async def train_experience_model(
-    config: DemoConfig, transitions: Sequence[Transition], games: Sequence[Any], directory: Path
+    config: DemoConfig,
+    transitions: Sequence[Transition],
+    games: Sequence[Any],
+    directory: Path,
+    on_progress: Callable[[TrainingProgress], None] | None = None,
 ) -> Path:
-    """Annotate the offline transitions with reasoning traces and distil a tiny experience model."""
+    """Annotate the offline transitions with reasoning traces and distil a tiny experience model
+    (``on_progress``: the trainer's reports, from its thread)."""
     from dreamgym_sdk.distill import (
         DatasetConfig,
         DistillConfig,
@@ -107,10 +113,12 @@ async def train_experience_model(
         warmup_lm_steps=min(200, config.distill_steps // 10),
         batch_size=4,
         learning_rate=3e-3,
-        logging_steps=100,
+        logging_steps=25,
         student=StudentConfig(vocab_size=2048, hidden_size=128, layers=3, heads=4),
     )
-    result = await distill(dataset, directory, config=distill_config, dataset_config=dataset_config)
+    result = await distill(
+        dataset, directory, config=distill_config, dataset_config=dataset_config, on_progress=on_progress
+    )
     return result.path
 
 
