@@ -32,6 +32,7 @@ __all__ = ["app"]
 app = command_group("replay", help="Fill, inspect and search the experience replay buffer (LanceDB).")
 
 T = TypeVar("T")
+EXPORT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
 
 class SourceChoice(StrEnum):
@@ -167,6 +168,11 @@ def export(
     from dreamgym_sdk.replay.io import export_jsonl, export_parquet
     from dreamgym_sdk.replay.lance import LanceDBReplayBuffer
 
+    if not path.name.endswith(EXPORT_SUFFIXES):
+        raise typer.BadParameter(
+            f"{path.name!r}: name the file .jsonl, .jsonl.gz or .parquet (the format it is written in)",
+            param_hint="PATH",
+        )
     cfg = _config(config, uri=uri, table=table, read_only=True)
 
     async def main() -> int:

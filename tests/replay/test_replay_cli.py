@@ -102,3 +102,9 @@ def test_read_only_commands_never_create_a_buffer(tmp_path: Path) -> None:
         assert result.exit_code == 1, (command, result.output)
         assert "no replay buffer at" in result.output
     assert not (tmp_path / "tpyo").exists()
+
+
+def test_export_refuses_a_format_it_does_not_write(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export", str(tmp_path / "out.csv"), "--uri", str(tmp_path / "buffer")])
+    assert result.exit_code == 2 and ".jsonl, .jsonl.gz or .parquet" in result.output
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "buffer").exists()
