@@ -85,7 +85,7 @@ def fidelity(
     model: Annotated[
         str, typer.Option("--model", "-m", help="The judge's model string, e.g. openai/gpt-4o-mini.")
     ],
-    n: Annotated[int, typer.Option("--n", "-n", min=1, help="How many transitions to sample.")] = 50,
+    n: Annotated[int, typer.Option("--samples", min=1, help="How many transitions to sample.")] = 50,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Transitions judged at once.")] = 8,
     api_base: Annotated[

@@ -249,7 +249,7 @@ def stats(
 def search(
     state: Annotated[str, typer.Argument(help="The state text.")],
     action: Annotated[str, typer.Argument(help="The action text.")] = "",
-    k: Annotated[int, typer.Option("-k", min=1, help="How many neighbours.")] = 4,
+    k: Annotated[int, typer.Option("--top-k", min=1, help="How many neighbours.")] = 4,
     source: Annotated[SourceChoice, typer.Option(help="Which transitions to search.")] = SourceChoice.REAL,
     environment: Annotated[str | None, typer.Option(help="Only this environment.")] = None,
     task_id: Annotated[str | None, typer.Option("--task-id", help="Only this task.")] = None,

@@ -125,7 +125,9 @@ def evaluate_games(
     max_steps: Annotated[int, typer.Option(help="Step limit per episode.", min=1)] = 50,
     concurrency: Annotated[int, typer.Option(help="Episodes at once.", min=1)] = 4,
     seed: Annotated[int, typer.Option(help="Base seed.")] = 0,
-    output: Annotated[Path | None, typer.Option("-o", help="Also write the JSON report here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the JSON report here.")
+    ] = None,
 ) -> None:
     """Play POLICY on every game of GAMES and report the success rate with its Wilson 95% interval."""
     from dreamgym_sdk.integrations.textworld import TextWorldEnv, load_games

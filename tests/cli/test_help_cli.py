@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from dreamgym_sdk._version import __version__
@@ -52,3 +54,19 @@ def test_python_m_runs_the_cli() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"dreamgym-sdk {__version__}"
+
+
+def test_each_short_flag_has_one_meaning() -> None:
+    """-k is the episodes per game wherever it exists, -o the output, -m the model."""
+    meanings: dict[str, set[str]] = {}
+
+    def walk(command: Any) -> None:
+        for sub in getattr(command, "commands", {}).values():  # a group (typer's own click types)
+            walk(sub)
+        for param in command.params:
+            for flag in param.opts:
+                if len(flag) == 2:
+                    meanings.setdefault(flag, set()).add(param.name or "")
+
+    walk(typer.main.get_command(app))
+    assert {flag: names for flag, names in meanings.items() if len(names) > 1} == {}

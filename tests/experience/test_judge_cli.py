@@ -53,7 +53,7 @@ def test_fidelity_command(tmp_path: Path, provider: FunctionProvider) -> None:
             str(data),
             "--model",
             "openai/judge",
-            "-n",
+            "--samples",
             "5",
             "--api-base",
             "http://x/v1",

@@ -50,7 +50,7 @@ def test_import_stats_search_export(tmp_path: Path) -> None:
     assert "by environment" in result.stdout and "garden" in result.stdout
 
     t = data[5]
-    result = runner.invoke(app, ["search", t.state, t.action, *common, "-k", "3", "--json"])
+    result = runner.invoke(app, ["search", t.state, t.action, *common, "--top-k", "3", "--json"])
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)
     assert hits[0]["id"] == t.id and len(hits) == 3
