@@ -64,7 +64,7 @@ def train(
         typer.echo(cfg.model_dump_json(indent=2))
         return
     try:  # a typo fails now, not at the first synthetic step
-        check_model_string(cfg.experience.model)
+        check_model_string(cfg.experience.model, api_base=cfg.experience.api_base, bare_directories=True)
         check_model_string(f"hf:{cfg.policy.path}")
     except ConfigError as exc:
         _fail(exc, 2)
@@ -144,12 +144,18 @@ def evaluate_games(
     except (ConfigError, OSError) as exc:
         _fail(exc, 2)
     tasks = [g.to_task() for g in infos]
-    report = anyio.run(
-        lambda: evaluate(
-            lambda group: TextWorldEnv(max_steps=max_steps), the_policy, tasks,
-            episodes_per_task=episodes, max_concurrency=concurrency, seed=seed,
-        )
-    )  # fmt: skip
+    try:
+        report = anyio.run(
+            lambda: evaluate(
+                lambda group: TextWorldEnv(max_steps=max_steps), the_policy, tasks,
+                episodes_per_task=episodes, max_concurrency=concurrency, seed=seed,
+            )
+        )  # fmt: skip
+    except (DreamGymError, BaseExceptionGroup) as exc:  # a provider's fault, after its retries
+        error = _sdk_error(exc)
+        if error is None:
+            raise
+        _fail(error, 1)
     text = report.model_dump_json(indent=2)
     typer.echo(text)
     if output is not None:

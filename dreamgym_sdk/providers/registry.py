@@ -16,7 +16,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -74,7 +74,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LOCAL = ("hf:", "vllm:")
 
 
-def check_model_string(model: str, *, bare_directories: bool = False) -> None:
+def check_model_string(model: str, *, api_base: str | None = None, bare_directories: bool = False) -> None:
     """Refuse a model string that cannot name a model, before anything loads it (providers load lazily,
     so a typo would otherwise surface at the first call, minutes into a run).
 
@@ -82,7 +82,8 @@ def check_model_string(model: str, *, bare_directories: bool = False) -> None:
       ``HF_HUB_OFFLINE=1``, one in the local Hugging Face cache.
     - An existing path without a prefix needs ``hf:`` (``bare_directories=True`` accepts it, for commands
       that read a distilled directory themselves).
-    - ``provider/name`` (LiteLLM): ``provider`` is one LiteLLM knows, when LiteLLM is installed.
+    - ``provider/name`` (LiteLLM): ``provider`` is one LiteLLM knows, and (without ``api_base``) the API key
+      it needs is in the environment, when LiteLLM is installed.
 
     Raises:
         ConfigError: what is wrong with ``model`` and how to fix it.
@@ -97,8 +98,9 @@ def check_model_string(model: str, *, bare_directories: bool = False) -> None:
         if bare_directories:
             return
         raise ConfigError(f"model {model!r} is a local path: write hf:{model} to load it with transformers")
-    if "/" in model and not model.startswith(("openai/", "hosted_vllm/")):
-        _check_litellm_provider(model, model.split("/", 1)[0])
+    if model.startswith("hosted_vllm/") or api_base is not None:
+        return  # a server the user runs: no provider list or key to check
+    _check_litellm(model)
 
 
 def _check_local(model: str, name: str) -> None:
@@ -121,17 +123,28 @@ def _in_hub_cache(repo_id: str) -> bool:
     return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
-def _check_litellm_provider(model: str, provider: str) -> None:
+def _check_litellm(model: str) -> None:
     try:
         import litellm
     except ImportError:
         return  # the LiteLLM provider names its extra when it is built
+    provider = model.split("/", 1)[0] if "/" in model else None
     known = [str(getattr(p, "value", p)) for p in litellm.provider_list]
-    if provider in known:
+    if provider is not None and provider not in known:
+        close = difflib.get_close_matches(provider, known, n=1)
+        hint = f" (did you mean {close[0]}/...?)" if close else ""
+        raise ConfigError(
+            f"model {model!r}: {provider!r} is not a LiteLLM provider{hint}; local models take hf:<dir> or "
+            "vllm:<dir>"
+        )
+    try:
+        found = cast(
+            "dict[str, Any]",
+            litellm.validate_environment(model=model),  # pyright: ignore[reportUnknownMemberType]
+        )
+    except Exception:  # an unknown model name: LiteLLM says so at the first call
         return
-    close = difflib.get_close_matches(provider, known, n=1)
-    hint = f" (did you mean {close[0]}/...?)" if close else ""
-    raise ConfigError(
-        f"model {model!r}: {provider!r} is not a LiteLLM provider{hint}; local models take hf:<dir> or "
-        "vllm:<dir>"
-    )
+    missing = [str(key) for key in found.get("missing_keys") or ()]
+    keys = [key for key in missing if key.endswith("_KEY")]  # not API_BASE: those have defaults
+    if keys:
+        raise ConfigError(f"model {model!r} needs {' or '.join(keys)} in the environment (not set)")

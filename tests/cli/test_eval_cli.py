@@ -45,9 +45,13 @@ def test_eval_rejects_an_empty_directory(tmp_path: Path) -> None:
     [
         ("hf:no-such-model", "no such file or directory 'no-such-model'"),
         ("opnai/gpt-4o-mini", "did you mean openai/...?"),
+        ("openai/gpt-4o-mini", "needs OPENAI_API_KEY in the environment"),
     ],
 )
-def test_eval_names_a_bad_policy_string_in_one_line(game_dir: Path, policy: str, message: str) -> None:
+def test_eval_names_a_bad_policy_string_in_one_line(
+    game_dir: Path, policy: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     result = CliRunner().invoke(app, ["eval", "--games", str(game_dir), "--policy", policy])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split()) and "Traceback" not in result.output

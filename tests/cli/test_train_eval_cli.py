@@ -49,9 +49,8 @@ def test_a_missing_model_fails_before_training(tmp_path: Path) -> None:
     args = ["train", "--run-dir", str(tmp_path / "run"), "--experience-model", "hf:no/such-model"]
     result = CliRunner().invoke(app, args, env={"HF_HUB_OFFLINE": "1"})
     assert result.exit_code == 2 and "no/such-model" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(
-        app, ["train", "--experience-model", "openai/x", "--policy", "no-policy-here"]
-    )
+    args = ["train", "--experience-model", "openai/x", "--policy", "no-policy-here"]
+    result = CliRunner().invoke(app, args, env={"OPENAI_API_KEY": "sk-test"})
     assert result.exit_code == 2 and "no such file or directory 'no-policy-here'" in result.output
     assert not (tmp_path / "run").exists()
 

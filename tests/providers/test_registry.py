@@ -107,8 +107,18 @@ async def test_vllm_without_the_extra_names_it() -> None:
 @pytest.mark.parametrize(
     "model", ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest", "hosted_vllm/qwen", "gpt-4o-mini"]
 )
-def test_check_model_string_accepts_hosted_models(model: str) -> None:
+def test_check_model_string_accepts_hosted_models(model: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
     check_model_string(model)
+
+
+def test_check_model_string_needs_the_api_key_of_a_hosted_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="'openai/gpt-4o-mini' needs OPENAI_API_KEY in the environment"):
+        check_model_string("openai/gpt-4o-mini")
+    check_model_string("openai/my-model", api_base="http://127.0.0.1:8000/v1")  # a server of your own
+    check_model_string("ollama/llama3")  # a local default base, no key
 
 
 def test_check_model_string_accepts_local_paths_and_hub_ids(
