@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from enum import StrEnum
 from typing import Any
 
 from dreamgym_sdk._imports import require
+from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.types import StepResult, Task
 
 from ..gymnasium import GymnasiumToEnv
@@ -28,6 +30,9 @@ ENVIRONMENT = "miniwob"
 """The environment name of MiniWoB tasks and transitions."""
 TASK_KEY = "miniwob_task"
 """The task metadata entry naming the MiniWoB task to play."""
+_BROWSER_STARTS = 3
+"""Tries to start an env's browser before its error is raised."""
+_log = get_logger(__name__)
 
 _KINDS = {
     ActionKind.CLICK: "CLICK_ELEMENT",
@@ -166,7 +171,17 @@ class MiniWoBEnv(GymnasiumToEnv):
     def _make_gym_env(self) -> Any:
         gymnasium = require("gymnasium", extra="miniwob", feature="MiniWoBEnv")
         require("miniwob", extra="miniwob", feature="MiniWoBEnv")  # importing it registers the tasks
-        return gymnasium.make(f"miniwob/{self._playing}-v1", **self._make_kwargs_miniwob)
+        from selenium.common.exceptions import WebDriverException
+
+        for attempt in range(_BROWSER_STARTS):
+            try:
+                return gymnasium.make(f"miniwob/{self._playing}-v1", **self._make_kwargs_miniwob)
+            except WebDriverException as exc:  # chromedriver can exit at start on a loaded machine
+                if attempt == _BROWSER_STARTS - 1:
+                    raise
+                _log.warning("browser failed to start; retrying", attempt=attempt + 1, error=str(exc)[:200])
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def _reset_sync(
         self, task: Task | None, seed: int | None, options: dict[str, Any] | None

@@ -184,3 +184,37 @@ def test_playing_without_miniwob_names_the_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "dreamgym-sdk[miniwob]" in out
+
+
+def test_a_browser_that_fails_to_start_is_started_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """chromedriver can exit at start on a loaded machine; the env tries again before giving up."""
+    pytest.importorskip("miniwob")
+    import gymnasium
+    from selenium.common.exceptions import WebDriverException
+
+    from dreamgym_sdk.integrations.miniwob import env as env_module
+
+    monkeypatch.setattr(env_module.time, "sleep", lambda _: None)
+    calls: list[str] = []
+
+    def flaky_make(name: str, **kwargs: Any) -> str:
+        calls.append(name)
+        if len(calls) < 3:
+            raise WebDriverException("Service /usr/bin/chromedriver unexpectedly exited. Status code was: 1")
+        return "a gym env"
+
+    monkeypatch.setattr(gymnasium, "make", flaky_make)
+    env = MiniWoBEnv("click-test")
+    env._playing = "click-test"  # pyright: ignore[reportPrivateUsage]
+    assert env._make_gym_env() == "a gym env"  # pyright: ignore[reportPrivateUsage]
+    assert calls == ["miniwob/click-test-v1"] * 3
+
+    def broken(name: str, **kwargs: Any) -> str:
+        calls.append(name)
+        raise WebDriverException("Service /usr/bin/chromedriver unexpectedly exited. Status code was: 1")
+
+    calls.clear()
+    monkeypatch.setattr(gymnasium, "make", broken)
+    with pytest.raises(WebDriverException):
+        env._make_gym_env()  # pyright: ignore[reportPrivateUsage]
+    assert len(calls) == 3  # then it gives up, with the browser's own error
