@@ -183,10 +183,10 @@ async def replay_actions(episode: Episode, env: Env, *, seed: int | None = None)
 
     The step results are compared to the recorded transitions with a tolerance of 1e-6 on rewards.
     """
-    await env.reset(task=episode.task, seed=seed)
     replay_steps, replay_success, divergence = 0, False, None
     divergent: dict[str, str | None] = {}
     try:
+        await env.reset(task=episode.task, seed=seed)
         for step, recorded in enumerate(episode.transitions):
             result = await env.step(recorded.action)
             replay_steps = step + 1
@@ -241,7 +241,6 @@ async def wm2real(
     episodes: Sequence[Episode], env_factory: EnvFactory, *, max_concurrency: int = 8
 ) -> Wm2RealReport:
     """Replay every synthetic episode's actions in a real environment (one from ``env_factory`` each)."""
-
     limit = anyio.Semaphore(max_concurrency)
     replays: list[ActionReplay | None] = [None] * len(episodes)
 
