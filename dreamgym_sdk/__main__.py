@@ -2,4 +2,5 @@
 
 from dreamgym_sdk.cli import app
 
-app(prog_name="dreamgym")
+if __name__ == "__main__":  # importing this module (tools that walk the package do) runs nothing
+    app(prog_name="dreamgym")

@@ -70,3 +70,10 @@ def test_each_short_flag_has_one_meaning() -> None:
 
     walk(typer.main.get_command(app))
     assert {flag: names for flag, names in meanings.items() if len(names) > 1} == {}
+
+
+def test_importing_the_main_module_runs_nothing() -> None:
+    """Tools that walk the package (the core-install check, documentation builders) import it."""
+    import importlib
+
+    importlib.import_module("dreamgym_sdk.__main__")  # would print the help and exit if it ran the CLI
