@@ -14,12 +14,18 @@ from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.types import Episode, Task
 
-__all__ = ["EnvFactory", "RolloutRunner", "group_by_task", "run_episode"]
+__all__ = ["EnvFactory", "RolloutRunner", "group_by_task", "make_env", "run_episode"]
 
 log = get_logger(__name__)
 
 EnvFactory = Callable[[int], Env | Awaitable[Env]]
 """Makes a fresh environment for one episode; receives the rollout's group index."""
+
+
+async def make_env(env_factory: EnvFactory, group: int) -> Env:
+    """The environment ``env_factory`` makes for ``group``, awaited when the factory is async."""
+    made: Any = env_factory(group)
+    return await made if inspect.isawaitable(made) else made
 
 
 async def run_episode(
@@ -131,8 +137,7 @@ class RolloutRunner:
         return [episode for episode in results if episode is not None]
 
     async def _make_env(self, group: int) -> RecordedEnv:
-        made: Any = self.env_factory(group)
-        env: Env = await made if inspect.isawaitable(made) else made
+        env = await make_env(self.env_factory, group)
         if not isinstance(env, RecordedEnv):
             return RecordingEnv(env, bus=self.bus, group=group)
         if env.bus is None:  # publish on the runner's bus unless the env was given its own

@@ -7,7 +7,6 @@ each episode's transitions to a :class:`~dreamgym_sdk.collect.TransitionSink` as
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import PurePath
@@ -19,7 +18,7 @@ from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.collect.sinks import TransitionSink
 from dreamgym_sdk.env import Env, RecordedEnv, RecordingEnv, TaskLike
 from dreamgym_sdk.policies.base import Policy
-from dreamgym_sdk.rollout import EnvFactory, RolloutRunner
+from dreamgym_sdk.rollout import EnvFactory, RolloutRunner, make_env
 from dreamgym_sdk.types import Episode, Source, StepResult, Task
 
 __all__ = ["CollectionResult", "CollectionSummary", "GameStats", "collect"]
@@ -159,15 +158,16 @@ async def collect(
         if on_episode is not None:
             on_episode(episode)
 
-    async def make_env(group: int) -> Env:
-        made: Any = env_factory(group)
-        env: Env = await made if inspect.isawaitable(made) else made
+    async def collecting_env(group: int) -> Env:
+        env = await make_env(env_factory, group)
         if isinstance(env, RecordedEnv):
             await env.close()
             raise TypeError("collect() records episodes itself: env_factory must return a bare real Env")
         return _CollectingEnv(_SeedInInfo(env), episode_ended, bus=bus, environment=environment, group=group)
 
-    runner = RolloutRunner(make_env, policy, bus=bus, max_concurrency=max_concurrency, max_steps=max_steps)
+    runner = RolloutRunner(
+        collecting_env, policy, bus=bus, max_concurrency=max_concurrency, max_steps=max_steps
+    )
     episodes = await runner.run(tasks, group_size=episodes_per_task, seed=seed)
     for episode in episodes:  # cut by max_steps before the env ended them
         if episode.id not in written and episode.transitions:

@@ -3,7 +3,6 @@ of two policies evaluated on the same tasks."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import random
 import statistics
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.env import Env
 from dreamgym_sdk.policies.base import Policy
-from dreamgym_sdk.rollout import EnvFactory, RolloutRunner
+from dreamgym_sdk.rollout import EnvFactory, RolloutRunner, make_env
 from dreamgym_sdk.types import Episode, Source, Task
 
 __all__ = [
@@ -246,9 +245,7 @@ async def wm2real(
 
     async def one(i: int, episode: Episode) -> None:
         async with limit:
-            made: object = env_factory(i)
-            env: Env = await made if inspect.isawaitable(made) else made  # pyright: ignore[reportAssignmentType]
-            replays[i] = await replay_actions(episode, env, seed=episode.seed)
+            replays[i] = await replay_actions(episode, await make_env(env_factory, i), seed=episode.seed)
 
     async with anyio.create_task_group() as tg:
         for i, episode in enumerate(episodes):
