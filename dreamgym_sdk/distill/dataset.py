@@ -31,7 +31,13 @@ from dreamgym_sdk.errors import ConfigError, ModelOutputError
 from dreamgym_sdk.experience.base import ExperienceRequest
 from dreamgym_sdk.experience.parsing import AnswerFormat, RewardMode, parse_experience_output, render_answer
 from dreamgym_sdk.experience.prompts import build_messages
-from dreamgym_sdk.experience.reasoning import TASK_FETCH, ReasoningConfig, RetrievalScope, same_action_first
+from dreamgym_sdk.experience.reasoning import (
+    TASK_FETCH,
+    ReasoningConfig,
+    RetrievalScope,
+    same_action,
+    same_action_first,
+)
 from dreamgym_sdk.replay.base import Retriever, SearchHit
 from dreamgym_sdk.types import Source, Task, Transition
 
@@ -81,6 +87,11 @@ class DatasetConfig(BaseModel):
     retrieval_scope: RetrievalScope = "environment"
     """Where examples are retrieved from, as the model will retrieve them (see
     :attr:`~dreamgym_sdk.experience.ReasoningConfig.retrieval_scope`)."""
+    contrast_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Share of examples (drawn per transition, with ``seed``) whose examples leave out the transition's
+    own action, with ``retrieval_scope="action"``: the model then sees another action of the game (the same
+    verb first) as it does when a policy tries what no real episode tried, and learns to read the action
+    instead of copying an example's outcome."""
     embedder: str = "minilm"
     """Embedder of the retrieval buffer (``minilm``, ``hashing``, ``hf:<path>``; see ``make_embedder``)."""
     ablation_mix: dict[Variant, float] = Field(default_factory=lambda: {"full": 1.0})
@@ -193,6 +204,11 @@ def experience_target(
     return text
 
 
+def _draw(seed: int, purpose: str, transition_id: str) -> float:
+    """A reproducible uniform draw in [0, 1) for one transition and one purpose."""
+    return random.Random(f"{seed}:{purpose}:{transition_id}").random()
+
+
 def _draw_variant(mix: Mapping[Variant, float], seed: int, transition_id: str) -> Variant:
     names: list[Variant] = [v for v in VARIANTS if mix.get(v, 0.0) > 0]
     if len(names) == 1:
@@ -225,10 +241,13 @@ async def _retrieve(
     k: int,
     exclude: Literal["episode", "task"],
     scope: RetrievalScope = "environment",
+    *,
+    contrast: bool = False,
 ) -> list[SearchHit]:
     """The top ``k`` real transitions for ``t``, none of its episode (or task), as the model retrieves them
     at inference (with ``scope="task"``, the same task's first, topped up from the environment); fetches
-    more until enough remain after the exclusion or the buffer is exhausted."""
+    more until enough remain after the exclusion or the buffer is exhausted. ``contrast`` leaves out the
+    task's transitions of ``t``'s own action."""
 
     async def search(task_id: str | None, want: int) -> list[SearchHit]:
         fetch = 4 * want + 8
@@ -250,7 +269,10 @@ async def _retrieve(
     kept: list[SearchHit] = []
     if scope != "environment" and exclude == "episode":
         if scope == "action":  # all of the task's transitions, the same action's first
-            kept = same_action_first(await search(t.task_id, max(k, TASK_FETCH)), t.action)[:k]
+            kept = same_action_first(await search(t.task_id, max(k, TASK_FETCH)), t.action)
+            if contrast:
+                kept = [h for h in kept if not same_action(h.transition.action, t.action)]
+            kept = kept[:k]
         else:
             kept = await search(t.task_id, k)
     if len(kept) < k:
@@ -304,7 +326,10 @@ async def build_examples(
             continue
         hits: list[SearchHit] = []
         if rconfig.use_retrieval and retriever is not None and config.k > 0:
-            hits = await _retrieve(retriever, t, config.k, config.exclude, config.retrieval_scope)
+            contrast = _draw(config.seed, "contrast", t.id) < config.contrast_share
+            hits = await _retrieve(
+                retriever, t, config.k, config.exclude, config.retrieval_scope, contrast=contrast
+            )
         history = tuple(h for h in by_episode.get(t.episode_id, ()) if h.step < t.step)
         request = ExperienceRequest(
             task=_task_of(t, tasks),

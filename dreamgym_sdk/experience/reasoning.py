@@ -40,7 +40,13 @@ from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, 
 from dreamgym_sdk.replay.base import Retriever, SearchHit
 from dreamgym_sdk.types import Provenance, Source, Task
 
-__all__ = ["ReasoningConfig", "ReasoningExperienceModel", "RetrievalScope", "same_action_first"]
+__all__ = [
+    "ReasoningConfig",
+    "ReasoningExperienceModel",
+    "RetrievalScope",
+    "same_action",
+    "same_action_first",
+]
 
 _log = get_logger(__name__)
 _SEED_STRIDE = 1_000_003
@@ -51,7 +57,7 @@ TASK_FETCH = 64
 
 RetrievalScope = Literal["environment", "task", "action"]
 """Where grounding transitions come from: the whole environment; the task's own first; or the task's own
-with the same action first, then the task's others."""
+with the same action first, then the same verb, then the task's others."""
 
 
 class ReasoningConfig(BaseModel):
@@ -74,8 +80,9 @@ class ReasoningConfig(BaseModel):
     """Where to look: the whole environment, or first the task's own transitions (a generated variation's
     parent task's), topped up from the environment. In a world whose rules differ per task (which
     ingredient a recipe needs), only the same task's transitions show its rules. ``"action"`` ranks the task's
-    transitions of the request's very action first: a small model copies an example's outcome far more
-    reliably than it compares names (``take red apple`` beside an example of ``take carrot``)."""
+    transitions of the request's very action first, then those of its verb: a small model copies an
+    example's outcome far more reliably than it compares names (``take red apple`` beside an example of
+    ``take carrot``)."""
     history_window: int = Field(default=8, ge=0)
     """Besides step 0, how many of the most recent steps the prompt shows."""
     history_max_chars: int = Field(default=12_000, ge=200)
@@ -310,10 +317,22 @@ class ReasoningExperienceModel:
 
 
 def same_action_first(hits: Sequence[SearchHit], action: str) -> list[SearchHit]:
-    """``hits`` with those whose action is ``action`` (ignoring case and spacing) first, each part in its
-    original order."""
+    """``hits`` with those whose action is ``action`` (ignoring case and spacing) first, then those with its
+    verb (first word: ``take banana`` for ``take knife``, the example that shows what a take of the other
+    object is worth), each part in its original order."""
     wanted = _normalized(action)
-    return sorted(hits, key=lambda h: _normalized(h.transition.action) != wanted)
+    verb = wanted.split(" ", 1)[0]
+
+    def rank(hit: SearchHit) -> int:
+        theirs = _normalized(hit.transition.action)
+        return 0 if theirs == wanted else 1 if theirs.split(" ", 1)[0] == verb else 2
+
+    return sorted(hits, key=rank)
+
+
+def same_action(a: str, b: str) -> bool:
+    """Whether two actions are the same command (ignoring case and spacing)."""
+    return _normalized(a) == _normalized(b)
 
 
 def _normalized(action: str) -> str:

@@ -192,3 +192,37 @@ async def test_action_scoped_examples_show_the_same_action_first() -> None:
         assert (first.task_id, first.action) == (mine.task_id, mine.action)
         assert first.episode_id != mine.episode_id and second.task_id == mine.task_id
     assert config.reasoning_config().retrieval_scope == "action"
+
+
+async def test_contrast_examples_show_another_action_of_the_task() -> None:
+    config = DatasetConfig(
+        k=2, embedder="hashing", exclude="episode", retrieval_scope="action", contrast_share=0.5, seed=3
+    )
+    dataset = await build_dataset(DATA, tasks=TASKS, config=config)
+    by_id = {t.id: t for t in DATA}
+    contrasted = 0
+    for e in dataset.train:
+        mine, first = by_id[e.transition_id], by_id[e.retrieved_ids[0]]
+        assert first.task_id == mine.task_id  # the game's own transitions first, either way
+        if first.action != mine.action:  # a contrast example: no example of its own action at all
+            contrasted += 1
+            assert all(
+                by_id[i].action != mine.action for i in e.retrieved_ids if by_id[i].task_id == mine.task_id
+            )
+    assert 0 < contrasted < len(dataset.train)  # about half, drawn per transition
+    again = await build_dataset(DATA, tasks=TASKS, config=config)
+    assert [e.retrieved_ids for e in again.train] == [e.retrieved_ids for e in dataset.train]
+
+
+def test_same_action_first_then_same_verb() -> None:
+    from dreamgym_sdk.experience.reasoning import same_action_first
+    from dreamgym_sdk.replay.base import SearchHit
+
+    def hit(action: str) -> SearchHit:
+        return SearchHit(transition=DATA[0].model_copy(update={"action": action}), score=0.5)
+
+    hits = [hit("open fridge"), hit("take banana from counter"), hit("Take  knife from counter")]
+    ranked = same_action_first(hits, "take knife from counter")
+    assert [h.transition.action for h in ranked] == [
+        "Take  knife from counter", "take banana from counter", "open fridge",
+    ]  # fmt: skip
