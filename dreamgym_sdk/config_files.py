@@ -13,18 +13,28 @@ from __future__ import annotations
 import difflib
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast, get_args
+from typing import Any, Literal, TypeVar, cast, get_args
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
 
 from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ConfigError
 
-__all__ = ["load_config", "parse_override", "read_config_file", "validate_config"]
+__all__ = [
+    "ConfigFormat",
+    "dump_config",
+    "load_config",
+    "parse_override",
+    "read_config_file",
+    "validate_config",
+]
 
 M = TypeVar("M", bound=BaseModel)
+
+ConfigFormat = Literal["toml", "yaml", "json"]
+"""A config file's format (the commands' ``--print-config --format``)."""
 
 
 def read_config_file(path: str | Path, *, section: str | None = None) -> dict[str, Any]:
@@ -62,6 +72,47 @@ def read_config_file(path: str | Path, *, section: str | None = None) -> dict[st
     if not isinstance(chosen, dict):
         raise ConfigError(f"config file {str(file)!r}: [{section}] must be a table")
     return dict(cast(dict[str, Any], chosen))
+
+
+def dump_config(config: BaseModel, format: ConfigFormat = "toml") -> str:
+    """``config`` as a file that :func:`load_config` reads back into an equal config.
+
+    Secrets (``SecretStr`` fields) are left out: they belong in the environment or a file of their own.
+    TOML has no null, so a setting that is ``None`` is left out there too; its default then applies, which
+    is ``None`` for every such field of the SDK's configs (YAML and JSON write ``null``).
+    """
+    data = config.model_dump(mode="json", exclude=_secrets(config) or None)
+    if format == "json":
+        return json.dumps(data, indent=2) + "\n"
+    if format == "yaml":
+        yaml = require("yaml", extra="serve", feature="YAML config files")
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    import tomli_w
+
+    return tomli_w.dumps(_without_none(data))
+
+
+def _secrets(model: BaseModel) -> dict[str, Any]:
+    """The ``exclude`` argument of ``model_dump`` that leaves out every secret, however deep."""
+    excluded: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        items: Sequence[Any] = (
+            list(cast(Iterable[Any], value)) if isinstance(value, list | tuple | set | frozenset) else [value]
+        )
+        if any(isinstance(item, SecretStr | SecretBytes) for item in items):
+            excluded[name] = True
+        elif isinstance(value, BaseModel) and (inner := _secrets(value)):
+            excluded[name] = inner
+    return excluded
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in cast(dict[str, Any], value).items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in cast(list[Any], value)]
+    return value
 
 
 def parse_override(text: str) -> Any:

@@ -5,10 +5,13 @@ Each command group lives in its own module of this package and is registered her
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import Annotated
+
 import typer
 
 from dreamgym_sdk._version import __version__
-from dreamgym_sdk.cli._options import command_group
+from dreamgym_sdk.cli._options import DEBUG_ENV, RootGroup, command_group, set_cli_options
 from dreamgym_sdk.cli.collect import app as collect_app
 from dreamgym_sdk.cli.demo import demo
 from dreamgym_sdk.cli.distill import app as distill_app
@@ -21,8 +24,17 @@ from dreamgym_sdk.cli.train import eval_app, train_app
 __all__ = ["app"]
 
 app = command_group(
-    "dreamgym", help="Train LLM agents with reinforcement learning on synthetic experience (DreamGym)."
+    "dreamgym",
+    help="Train LLM agents with reinforcement learning on synthetic experience (DreamGym).",
+    cls=RootGroup,
 )
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
 
 
 def _version(value: bool) -> None:
@@ -33,11 +45,27 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            envvar="DREAMGYM_LOG_LEVEL",
+            help="Print the SDK's logs from this level on, for any command (serve has its own setting).",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar=DEBUG_ENV, help="Show the traceback of errors that are otherwise one line."
+        ),
+    ] = False,
 ) -> None:
     """Train LLM agents with reinforcement learning on synthetic experience (DreamGym)."""
+    set_cli_options(ctx, debug=debug, log_level=log_level.value if log_level else None)
 
 
 app.command("demo")(demo)

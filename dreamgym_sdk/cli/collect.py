@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dreamgym_sdk.cli._options import command_group
+from dreamgym_sdk.cli._options import command_group, interrupt_says
 from dreamgym_sdk.collect import (
     CollectionSummary,
     ExpertPolicy,
@@ -237,6 +237,7 @@ def textworld(
     except ValidationError as exc:
         raise typer.BadParameter(str(exc)) from exc
     err = Console(stderr=True)
+    finished = [0]
 
     async def run() -> CollectionSummary:
         with Progress(
@@ -261,6 +262,7 @@ def textworld(
 
             def played(_: Episode) -> None:
                 bars.advance(playing)
+                finished[0] += 1
 
             async with contextlib.AsyncExitStack() as stack:
                 sinks: list[TransitionSink] = [JsonlSink(output)]
@@ -281,7 +283,14 @@ def textworld(
             err.print(f"{held} were already in {output}: not added again")
         return result.summary
 
-    summary = anyio.run(run)
+    where = "" if games_from is not None else f"the games made so far are in {game_dir}; "
+    with interrupt_says(
+        lambda: (
+            f"{where}{finished[0]} finished episodes were written to {output}: "
+            "the same command goes on from there and adds none of them twice"
+        )
+    ):
+        summary = anyio.run(run)
     text = summary.model_dump_json(indent=2)
     if summary_json is not None:
         summary_json.write_text(text + "\n", encoding="utf-8")

@@ -7,15 +7,11 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from rich.console import Console
 
-from dreamgym_sdk.cli._options import overrides
+from dreamgym_sdk.cli._options import interrupt_says, overrides
 from dreamgym_sdk.config_files import load_config
-from dreamgym_sdk.errors import ConfigError, NothingToTrainError
 
 __all__ = ["demo"]
-
-_err = Console(stderr=True)
 
 
 def demo(
@@ -53,18 +49,7 @@ def demo(
         "seeds": tuple(range(seeds)) if seeds else None,
     }  # fmt: skip
     settings = overrides(fields, set_)
-    try:
-        config = load_config(
-            DemoConfig, None, (DemoConfig.QUICK if quick else {}) | settings, what="demo settings"
-        )
-    except ConfigError as exc:
-        _err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    try:
+    preset = DemoConfig.QUICK if quick else {}
+    config = load_config(DemoConfig, None, preset | settings, what="demo settings")
+    with interrupt_says(f"the finished stages are kept in {out}: the same command resumes the run"):
         anyio.run(run_demo, config, out)
-    except ConfigError as exc:
-        _err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from exc
-    except NothingToTrainError as exc:
-        _err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc

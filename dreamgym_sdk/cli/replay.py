@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dreamgym_sdk.cli._options import command_group
+from dreamgym_sdk.cli._options import command_group, interrupt_says
 from dreamgym_sdk.config_files import load_config
 from dreamgym_sdk.errors import ConfigError, DreamGymError
 from dreamgym_sdk.replay.base import Embedder, ReplayStats
@@ -125,6 +125,8 @@ def import_(
     default_source = source.to_source() or Source.REAL
     err = Console(stderr=True)
 
+    written = [0]
+
     async def main() -> Any:
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -134,6 +136,7 @@ def import_(
 
             def advance(done: int, total: int) -> None:
                 progress.update(task, description=f"importing {path.name}", completed=done, total=total)
+                written[0] = done
 
             buffer = LanceDBReplayBuffer(cfg, embedder=await _embedder(cfg, embedder is not None))
             async with buffer:
@@ -141,7 +144,13 @@ def import_(
                     buffer, path, source=default_source, environment=environment, progress=advance
                 )
 
-    report = _run(main)
+    with interrupt_says(
+        lambda: (
+            f"the file's first {written[0]} transitions are in {cfg.uri}: "
+            "importing it again adds only the rest"
+        )
+    ):
+        report = _run(main)
     summary = {"records": report.records, "transitions": report.transitions, "added": report.added}
     if json_output:
         typer.echo(json.dumps(summary))

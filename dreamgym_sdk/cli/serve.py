@@ -8,7 +8,6 @@ finish and are answered); a second signal exits at once.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -18,7 +17,8 @@ import anyio
 import anyio.abc
 import typer
 
-from dreamgym_sdk.cli._options import command_group
+from dreamgym_sdk.cli._options import FileFormat, FormatOption, PrintConfigOption, command_group
+from dreamgym_sdk.cli._options import print_config as show_config
 from dreamgym_sdk.errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -78,9 +78,8 @@ def serve(
         bool | None, typer.Option("--access-log/--no-access-log", help="Log requests.")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
-    print_config: Annotated[
-        bool, typer.Option("--print-config", help="Print the resolved settings (secrets masked) and exit.")
-    ] = False,
+    print_config: PrintConfigOption = False,
+    format_: FormatOption = FileFormat.TOML,
 ) -> None:
     """Serve many concurrent, isolated DreamEnv sessions over one shared experience model."""
     from dreamgym_sdk.serve.config import load_config
@@ -110,7 +109,7 @@ def serve(
     try:
         settings = load_config(config, **overrides)
         if print_config:
-            typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+            show_config(settings, format_)
             return
         anyio.run(_serve, settings)
     except (ConfigError, MissingExtraError) as exc:

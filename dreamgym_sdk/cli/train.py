@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, cast
+from typing import Annotated, Any
 
 import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
-from dreamgym_sdk.cli._options import command_group, overrides
-from dreamgym_sdk.errors import ConfigError, DreamGymError
+from dreamgym_sdk.cli._options import (
+    FileFormat,
+    FormatOption,
+    PrintConfigOption,
+    command_group,
+    configure_command_logging,
+    fail,
+    interrupt_says,
+    overrides,
+)
+from dreamgym_sdk.cli._options import print_config as show_config
+from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.providers.registry import check_model_string
 
@@ -30,6 +39,7 @@ _err = Console(stderr=True)
 
 @train_app.callback(invoke_without_command=True)
 def train(
+    ctx: typer.Context,
     config: Annotated[
         Path | None, typer.Option(help="TOML config file (see TrainConfig; examples/train.toml).")
     ] = None,
@@ -45,7 +55,8 @@ def train(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Any other key: --set loop.group_size=8 (repeatable).")
     ] = None,
-    print_config: Annotated[bool, typer.Option(help="Print the validated config and exit.")] = False,
+    print_config: PrintConfigOption = False,
+    format_: FormatOption = FileFormat.TOML,
 ) -> None:
     """Run (or resume) the DreamGym loop; metrics go to RUN_DIR/metrics.jsonl."""
     from dreamgym_sdk.training.config_file import load_train_config
@@ -55,47 +66,19 @@ def train(
         "experience.api_base": api_base, "replay.uri": replay, "policy.path": policy,
         "algorithm": algorithm, "loop.budget.iterations": iterations, "loop.seed": seed,
     }  # fmt: skip
-    values = overrides(named, set_)
-    try:
-        cfg = load_train_config(config, values)
-    except ConfigError as exc:
-        _fail(exc, 2)
+    cfg = load_train_config(config, overrides(named, set_))
     if print_config:
-        typer.echo(cfg.model_dump_json(indent=2))
+        show_config(cfg, format_)
         return
-    try:  # a typo fails now, not at the first synthetic step
-        check_model_string(cfg.experience.model, api_base=cfg.experience.api_base, bare_directories=True)
-        check_model_string(f"hf:{cfg.policy.path}")
-    except ConfigError as exc:
-        _fail(exc, 2)
-    from dreamgym_sdk.logging import configure_logging
+    # a typo fails now, not at the first synthetic step
+    check_model_string(cfg.experience.model, api_base=cfg.experience.api_base, bare_directories=True)
+    check_model_string(f"hf:{cfg.policy.path}")
     from dreamgym_sdk.training.run import train as run_training
 
-    configure_logging("WARNING")  # dropped episodes and idle updates are worth seeing
-    try:
+    configure_command_logging(ctx, "WARNING")  # dropped episodes and idle updates are worth seeing
+    with interrupt_says(f"the checkpoints so far are in {cfg.run_dir}: the same command resumes the run"):
         history = anyio.run(run_training, cfg)
-    except (DreamGymError, BaseExceptionGroup) as exc:  # e.g. NothingToTrainError, from a task group
-        error = _sdk_error(exc)
-        if error is None:
-            raise
-        _fail(error, 2 if isinstance(error, ConfigError) else 1)
     typer.echo(json.dumps({"run_dir": cfg.run_dir, "iterations_run": len(history), "last": history[-1:]}))
-
-
-def _sdk_error(exc: BaseException) -> DreamGymError | None:
-    """The SDK error ``exc`` is, or the first of an exception group made only of SDK errors."""
-    if isinstance(exc, BaseExceptionGroup):
-        leaves = [_sdk_error(e) for e in cast(BaseExceptionGroup[BaseException], exc).exceptions]
-        return leaves[0] if leaves and all(leaves) else None
-    return exc if isinstance(exc, DreamGymError) else None
-
-
-def _fail(exc: Exception, code: int) -> NoReturn:
-    """One line on stderr, no traceback (a config error as it is; others named by their type), then exit."""
-    what = "" if isinstance(exc, ConfigError) else f"{type(exc).__name__}: "
-    message = " ".join(str(exc).split())
-    _err.print(Text.assemble(("error: ", "red"), what + message), soft_wrap=True)
-    raise typer.Exit(code) from None
 
 
 def _make_policy(spec: str, seed: int) -> Policy:
@@ -135,27 +118,21 @@ def evaluate_games(
 
     infos = load_games(games)
     if not infos:
-        _err.print(f"[red]error:[/] no TextWorld games in {games}")
-        raise typer.Exit(2)
+        fail(ConfigError(f"no TextWorld games in {games}"))
+    if policy != "random":
+        check_model_string(policy)
     try:
-        if policy != "random":
-            check_model_string(policy)
         the_policy = _make_policy(policy, seed)
-    except (ConfigError, OSError) as exc:
-        _fail(exc, 2)
+    except OSError as exc:
+        fail(ConfigError(f"cannot load policy {policy!r}: {exc}"))
     tasks = [g.to_task() for g in infos]
-    try:
+    with interrupt_says("nothing was written"):
         report = anyio.run(
             lambda: evaluate(
                 lambda group: TextWorldEnv(max_steps=max_steps), the_policy, tasks,
                 episodes_per_task=episodes, max_concurrency=concurrency, seed=seed,
             )
         )  # fmt: skip
-    except (DreamGymError, BaseExceptionGroup) as exc:  # a provider's fault, after its retries
-        error = _sdk_error(exc)
-        if error is None:
-            raise
-        _fail(error, 1)
     text = report.model_dump_json(indent=2)
     typer.echo(text)
     if output is not None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.progress import Progress, TextColumn
@@ -59,6 +60,7 @@ from dreamgym_sdk.demo.report import (
     results_table,
     summarise,
 )
+from dreamgym_sdk.distill.card import CARD_FILE
 from dreamgym_sdk.distill.sft import TrainingProgress
 from dreamgym_sdk.errors import ConfigError, NothingToTrainError
 from dreamgym_sdk.experience.base import ExperienceModel
@@ -137,12 +139,26 @@ class _Demo:
         self.config, self.out, self.console = config, out, console
         self.timings: dict[str, float] = {}
 
-    async def stage(self, name: str, work: Callable[[], Awaitable[T]]) -> T:
-        self.console.rule(f"[bold]{name}")
+    async def stage(
+        self,
+        name: str,
+        work: Callable[[], Awaitable[T]],
+        *,
+        kept: Path | None = None,
+        resumed: Path | None = None,
+    ) -> T:
+        """Run one stage. ``kept``: the file or directory that holds the stage's finished output (a re-run
+        reuses it); ``resumed``: where an unfinished stage left a checkpoint to go on from."""
+        how = ""
+        if kept is not None and await anyio.Path(kept).exists():
+            how = f"reused from {kept}"
+        elif resumed is not None and await anyio.Path(resumed).exists():
+            how = f"resumed from {resumed}"
+        self.console.rule(f"[bold]{name}" + (f"[/] ({how})" if how else ""))
         started = time.perf_counter()
         result = await work()
         self.timings[name] = round(time.perf_counter() - started, 1)
-        self.console.print(f"[green]✓[/] {name} ({self.timings[name]:.0f} s)")
+        self.console.print(f"[green]✓[/] {name} ({self.timings[name]:.0f} s{', ' + how if how else ''})")
         return result
 
     async def run(self) -> DemoResult:
@@ -155,7 +171,9 @@ class _Demo:
         self.train_tasks = [g.to_task() for g in train_games]
         self.held_tasks = [g.to_task() for g in held_games]
         self.transitions = await self.stage(
-            "offline data", lambda: offline_data(config, train_games, out / "offline.jsonl")
+            "offline data",
+            lambda: offline_data(config, train_games, out / "offline.jsonl"),
+            kept=out / "offline.jsonl",
         )
         self.offline = episodes_of(self.transitions, {t.id: t for t in self.train_tasks})
         initial = {e.task.id: e.initial_state for e in self.offline}
@@ -165,7 +183,9 @@ class _Demo:
         model = config.experience_model
         if model is None:
             path = await self.stage(
-                "experience model", lambda: self._experience_model(train_games, out / "experience-model")
+                "experience model",
+                lambda: self._experience_model(train_games, out / "experience-model"),
+                kept=out / "experience-model" / CARD_FILE,
             )
             model = f"hf:{path}"
         seeds: dict[int, _SeedRun] = {}
@@ -189,7 +209,8 @@ class _Demo:
         path = self.out / "demo-config.json"
         current = self.config.model_dump(mode="json", exclude={"seeds"})
         if path.exists():
-            saved = json.loads(path.read_text())
+            # a setting added since the run was made has its default there (a new field keeps the old way)
+            saved = DemoConfig().model_dump(mode="json", exclude={"seeds"}) | json.loads(path.read_text())
             changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
             if changed:
                 raise ConfigError(
@@ -220,7 +241,9 @@ class _Demo:
         root.mkdir(exist_ok=True)
         corpus = corpus_of(self.transitions, self.train_tasks)
         sft = await self.stage(
-            f"seed {seed}: SFT policy", lambda: clone_policy(config, self.offline, corpus, seed, root / "sft")
+            f"seed {seed}: SFT policy",
+            lambda: clone_policy(config, self.offline, corpus, seed, root / "sft"),
+            kept=root / "sft",
         )
         run = _SeedRun()
         real_envs = real_env_factory(config)
@@ -235,6 +258,7 @@ class _Demo:
                 seed=seed,
                 path=root / "gap.json",
             ),
+            kept=root / "gap.json",
         )
 
         async def rl(
@@ -260,6 +284,8 @@ class _Demo:
                     real_transitions=cap,
                     variations=variations,
                 ),
+                kept=root / arm / "policy",
+                resumed=root / arm / "run",
             )
             idle = _idle(done.metrics)
             if idle and not config.allow_idle_arms:

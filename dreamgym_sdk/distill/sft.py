@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import math
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk._imports import require
+from dreamgym_sdk._stoppable import Stopped, run_stoppable
 from dreamgym_sdk.distill.card import CARD_FILE, REPLAY_FILE, DistilledModelCard, TrainingSummary
 from dreamgym_sdk.distill.dataset import DatasetConfig, DistillDataset, SFTExample
 from dreamgym_sdk.distill.tiny import StudentConfig, build_student
@@ -140,8 +140,10 @@ def distill_sync(
     config: DistillConfig | None = None,
     dataset_config: DatasetConfig | None = None,
     on_progress: Callable[[TrainingProgress], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> DistillResult:
-    """:func:`distill`, blocking the calling thread (scripts and the CLI)."""
+    """:func:`distill`, blocking the calling thread (scripts and the CLI). Once ``stop`` is set, it raises
+    :class:`~dreamgym_sdk._stoppable.Stopped` at the end of the step in hand, writing no model or card."""
     cfg = config or DistillConfig()
     dcfg = dataset_config or DatasetConfig()
     if not dataset.train:
@@ -196,7 +198,7 @@ def distill_sync(
     if wanted is None:
         wanted = total_steps // 10 if cfg.base_model is None else 0
     warmup_lm = min(wanted, total_steps - 1)
-    progress = _ProgressCallback(transformers, total_steps, started, on_progress, cfg.max_train_seconds)
+    progress = _ProgressCallback(transformers, total_steps, started, on_progress, cfg.max_train_seconds, stop)
     phase = _Phase(trl, datasets, tokenizer, cfg, use_cpu, out / "_trainer", train_data, valid_data, progress)
     trainer: Any = None
     if warmup_lm:
@@ -278,9 +280,9 @@ async def distill(
         ConfigError: no training examples, none short enough, or a base model without a chat template.
         MissingExtraError: the ``train`` extra is not installed.
     """
-    return await anyio.to_thread.run_sync(
-        lambda: distill_sync(
-            dataset, out_dir, config=config, dataset_config=dataset_config, on_progress=on_progress
+    return await run_stoppable(
+        lambda stop: distill_sync(
+            dataset, out_dir, config=config, dataset_config=dataset_config, on_progress=on_progress, stop=stop
         )
     )
 
@@ -380,7 +382,9 @@ class _ProgressCallback:
         started: float,
         report: Callable[[TrainingProgress], None] | None,
         max_seconds: float | None,
+        stop: threading.Event | None = None,
     ) -> None:
+        self.stop = stop
         self.printer: Any = transformers.PrinterCallback
         self.total = total
         self.started = started
@@ -415,5 +419,7 @@ class _ProgressCallback:
             self.report(TrainingProgress(step, self.total, self.last_loss, self.last_eval, elapsed))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise Stopped
         if self.max_seconds is not None and time.perf_counter() - self.started > self.max_seconds:
             control.should_training_stop = True

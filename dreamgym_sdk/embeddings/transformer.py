@@ -113,12 +113,18 @@ class TransformerEmbedder:
         return out
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Embed ``texts`` in a worker thread (loading the model on first use)."""
-        if not texts:
-            return np.empty((0, self.dim), dtype=np.float32)
+        """Embed ``texts`` in a worker thread (loading the model on first use), one batch per call: when
+        the caller is cancelled (Ctrl-C in a large import), it stops after the batch in hand."""
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(1)
-        return await anyio.to_thread.run_sync(self.embed_sync, list(texts), limiter=self._limiter)
+        texts = list(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad little
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            batch = [texts[i] for i in rows]
+            out[rows] = await anyio.to_thread.run_sync(self.embed_sync, batch, limiter=self._limiter)
+        return out
 
     def __repr__(self) -> str:
         return f"TransformerEmbedder(name={self._name!r}, max_length={self.max_length})"

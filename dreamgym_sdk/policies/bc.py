@@ -39,17 +39,17 @@ import functools
 import math
 import os
 import random
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import anyio
-import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk._imports import require
+from dreamgym_sdk._stoppable import Stopped, run_stoppable
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.policies.hf import SYSTEM_PROMPT, HFPolicy
 from dreamgym_sdk.types import Episode
@@ -279,8 +279,9 @@ async def behaviour_clone(
 ) -> BCResult:
     """Train ``policy``'s model in place to reproduce the actions of ``episodes`` (behaviour cloning).
 
-    Tokenizing and training run in a worker thread, off the event loop; cancelling the caller does not stop
-    them early. ``act`` may run meanwhile: it never sees half-written weights.
+    Tokenizing and training run in a worker thread, off the event loop; cancelling the caller stops them
+    after the step in hand (the weights then hold the steps taken). ``act`` may run meanwhile: it never
+    sees half-written weights.
 
     Args:
         policy: a transcript-style policy with ``show_admissible=False`` (see :func:`demonstration`).
@@ -293,10 +294,11 @@ async def behaviour_clone(
         MissingExtraError: torch or transformers is not installed.
     """
     cfg = config or BCConfig()
-    return await anyio.to_thread.run_sync(_clone, policy, list(episodes), cfg)
+    demonstrations = list(episodes)
+    return await run_stoppable(lambda stop: _clone(policy, demonstrations, cfg, stop))
 
 
-def _clone(policy: HFPolicy, episodes: list[Episode], cfg: BCConfig) -> BCResult:
+def _clone(policy: HFPolicy, episodes: list[Episode], cfg: BCConfig, stop: threading.Event) -> BCResult:
     torch = require("torch", extra="hf", feature="behaviour cloning")
     started = time.perf_counter()
     model = policy.model
@@ -324,6 +326,8 @@ def _clone(policy: HFPolicy, episodes: list[Episode], cfg: BCConfig) -> BCResult
     model.eval()  # no dropout: the tokens are scored as the policy samples them
     with _Progress(cfg.progress, total) as progress:
         for batch in _batches(kept, cfg.batch_size, total, random.Random(cfg.seed)):
+            if stop.is_set():
+                raise Stopped
             ids, attention, targets = _tensors(torch, batch, pad, model.device)
             logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
             trained = targets != -100

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def test_config_keys_flags_and_errors(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", "--config", str(toml), "--set", "loop.nope=1"])
     assert result.exit_code == 2 and "loop.nope" in result.output
     result = CliRunner().invoke(app, ["train", "--config", str(toml), "--iterations", "2", "--print-config"])
-    assert result.exit_code == 0 and json.loads(result.stdout)["loop"]["budget"]["iterations"] == 2
+    assert result.exit_code == 0 and tomllib.loads(result.stdout)["loop"]["budget"]["iterations"] == 2
 
 
 def test_a_missing_model_fails_before_training(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import anyio
@@ -137,3 +138,17 @@ def test_frequent_lines_become_phrase_tokens() -> None:
     texts = ["## Task\nsame instruction here\nunique one", "## Task\nsame instruction here\nunique two"]
     assert frequent_lines(texts, min_share=1.0, min_chars=8) == ["same instruction here"]
     assert json.dumps(frequent_lines(texts, min_share=0.5, min_chars=3)).count("unique") == 2
+
+
+def test_a_stopped_distillation_writes_no_model(tmp_path: Path) -> None:
+    """Ctrl-C during a long distillation: the run stops after the step in hand and leaves no card, so
+    nothing takes the half-trained model for a finished one."""
+    from dreamgym_sdk._stoppable import Stopped
+    from dreamgym_sdk.distill.sft import distill_sync
+
+    stop = threading.Event()
+    stop.set()
+    dataset = anyio.run(lambda: build_dataset(_transitions(), tasks={TASK.id: TASK}, config=CONFIG))
+    with pytest.raises(Stopped):
+        distill_sync(dataset, tmp_path / "model", config=TRAINING, dataset_config=CONFIG, stop=stop)
+    assert read_card(tmp_path / "model") is None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
+import tomllib
 from pathlib import Path
 
 import anyio
@@ -89,7 +89,7 @@ def test_print_config_masks_secrets(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.output)
+    printed = tomllib.loads(result.output)  # TOML: what --config reads
     assert (printed["model"], printed["max_steps"], printed["port"]) == ("openai/gpt-4o-mini", 9, 0)
     assert "tok-cli-secret" not in result.output and "sk-cli-secret" not in result.output
 
