@@ -33,6 +33,7 @@ app = command_group("replay", help="Fill, inspect and search the experience repl
 
 T = TypeVar("T")
 EXPORT_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
+IMPORT_SUFFIXES = (*EXPORT_SUFFIXES, ".ndjson", ".json")
 
 
 class SourceChoice(StrEnum):
@@ -121,6 +122,10 @@ def import_(
     from dreamgym_sdk.replay.io import import_file
     from dreamgym_sdk.replay.lance import LanceDBReplayBuffer
 
+    if not path.name.lower().endswith(IMPORT_SUFFIXES):  # before the buffer is opened (and created)
+        raise typer.BadParameter(
+            f"{path.name!r}: cannot tell its format; name it .jsonl, .jsonl.gz or .parquet", param_hint="PATH"
+        )
     cfg = _config(config, uri=uri, table=table, embedder=embedder, embedder_dim=embedder_dim)
     default_source = source.to_source() or Source.REAL
     err = Console(stderr=True)

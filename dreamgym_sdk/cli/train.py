@@ -102,7 +102,10 @@ def _make_policy(spec: str, seed: int) -> Policy:
 
 @eval_app.callback(invoke_without_command=True)
 def evaluate_games(
-    games: Annotated[Path, typer.Option(help="A directory of TextWorld games (*.z8 with .json).")],
+    games: Annotated[
+        Path,
+        typer.Option(exists=True, file_okay=False, help="A directory of TextWorld games (*.z8 with .json)."),
+    ],
     policy: Annotated[str, typer.Option(help="random, hf:<path> (local) or any model string (LLM).")],
     episodes: Annotated[int, typer.Option(help="Episodes per game.", min=1)] = 1,
     max_steps: Annotated[int, typer.Option(help="Step limit per episode.", min=1)] = 50,

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 from replay_helpers import transition
 from typer.testing import CliRunner
 
@@ -108,3 +114,45 @@ def test_export_refuses_a_format_it_does_not_write(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export", str(tmp_path / "out.csv"), "--uri", str(tmp_path / "buffer")])
     assert result.exit_code == 2 and ".jsonl, .jsonl.gz or .parquet" in result.output
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "buffer").exists()
+
+
+def test_import_refuses_a_format_it_cannot_read_before_creating_a_buffer(tmp_path: Path) -> None:
+    (tmp_path / "data.csv").write_text("state,action\n")
+    result = runner.invoke(app, ["import", str(tmp_path / "data.csv"), "--uri", str(tmp_path / "buffer")])
+    assert result.exit_code == 2 and ".jsonl, .jsonl.gz or .parquet" in result.output
+    assert not (tmp_path / "buffer").exists()
+
+
+def test_ctrl_c_in_an_import_says_what_was_kept_and_a_rerun_adds_the_rest(tmp_path: Path) -> None:
+    """A real process and a real SIGINT, sent once the first batch is in the table."""
+    lancedb = pytest.importorskip("lancedb")
+    total = 4_000  # two batches: the signal comes while the second is embedded
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(transition(i).model_dump_json() + "\n" for i in range(total)))
+    uri = tmp_path / "db"
+    command = [sys.executable, "-m", "dreamgym_sdk", "replay", "import", str(source), "--uri", str(uri)]
+    process = subprocess.Popen(
+        [*command, "--embedder", "minilm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+    def rows() -> int:
+        try:
+            return lancedb.connect(str(uri)).open_table("transitions").count_rows()
+        except (ValueError, FileNotFoundError, OSError):  # not created yet
+            return 0
+
+    deadline = time.monotonic() + 300  # a hang guard, not a timing
+    while rows() == 0:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    said = re.search(r"interrupted: the file's first (\d+) transitions are in", " ".join(err.split()))
+    assert said is not None, err
+    kept = rows()
+    assert 0 < int(said.group(1)) <= kept < total
+    result = runner.invoke(app, ["import", str(source), "--uri", str(uri), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["added"] == total - kept
