@@ -15,7 +15,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.errors import EnvClosedError, EpisodeFinishedError, ResetNeededError
 from dreamgym_sdk.events import EpisodeCompleted, EpisodeStarted, TransitionRecorded
-from dreamgym_sdk.experience.base import ExperienceModel, ExperienceRequest
+from dreamgym_sdk.experience.base import ExperienceModel, ExperienceRequest, derive_seed
 from dreamgym_sdk.types import Episode, Provenance, Source, StepResult, Task, Transition, new_id, sample_of
 
 __all__ = ["DreamEnv", "Env", "RecordedEnv", "RecordingEnv", "TaskLike"]
@@ -288,7 +288,8 @@ class DreamEnv(RecordedEnv):
 
         Args:
             task: the task, or an instruction string.
-            seed: sampling seed forwarded to the experience model (step ``i`` uses ``seed + i``).
+            seed: sampling seed of the episode; step ``i`` asks the experience model with
+                ``derive_seed(seed, "step", i)``, so the same seed and actions replay the same episode.
             options: ``{"initial_state": str}`` overrides the task's initial state.
         """
         if self._closed:
@@ -320,7 +321,7 @@ class DreamEnv(RecordedEnv):
             history=rec.history,
             episode_id=rec.episode_id,
             step=index,
-            seed=None if self._seed is None else self._seed + index,
+            seed=None if self._seed is None else derive_seed(self._seed, "step", index),
         )
         prediction = await self.model.predict(request)
         out = prediction.output

@@ -24,6 +24,7 @@ from dreamgym_sdk import (
     TransitionRecorded,
 )
 from dreamgym_sdk.errors import ConformanceError
+from dreamgym_sdk.experience import derive_seed
 from dreamgym_sdk.testing import FunctionExperienceModel, ScriptedExperienceModel, check_env
 
 
@@ -98,7 +99,9 @@ async def test_model_sees_history_state_and_seeds() -> None:
     reqs = scripted.requests
     assert [r.state for r in reqs] == ["s0", "s1", "s2"]
     assert [len(r.history) for r in reqs] == [0, 1, 2]
-    assert [r.seed for r in reqs] == [10, 11, 12]
+    # one seed per step, unrelated to the next episode's (seeded 11) steps
+    assert [r.seed for r in reqs] == [derive_seed(10, "step", i) for i in range(3)]
+    assert not {r.seed for r in reqs} & {derive_seed(11, "step", i) for i in range(3)}
     assert reqs[2].history[1].action == "b"
     assert scripted.unconsumed == []
 

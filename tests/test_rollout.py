@@ -27,6 +27,7 @@ from dreamgym_sdk import (
     group_by_task,
 )
 from dreamgym_sdk.errors import ExperienceModelError, ModelOutputError
+from dreamgym_sdk.experience import derive_seed
 from dreamgym_sdk.testing import FunctionExperienceModel, FunctionPolicy, RecordingTrainer
 
 
@@ -104,7 +105,9 @@ async def test_groups_ordering_and_seeds() -> None:
         ("b", 2),
     ]
     assert [e.seed for e in episodes] == [100, 101, 102, 103, 104, 105]
-    assert sorted(s for s in seeds if s is not None) == [100, 101, 102, 103, 104, 105]
+    assert sorted(s for s in seeds if s is not None) == sorted(
+        derive_seed(e, "step", 0) for e in range(100, 106)
+    )
     assert {k: len(v) for k, v in group_by_task(episodes).items()} == {"a": 3, "b": 3}
 
 

@@ -8,7 +8,13 @@
 - the task-variation hook (:class:`TaskVariationGenerator`) and the fidelity judge (:class:`FidelityJudge`).
 """
 
-from dreamgym_sdk.experience.base import ExperienceModel, ExperienceOutput, ExperienceRequest, Prediction
+from dreamgym_sdk.experience.base import (
+    ExperienceModel,
+    ExperienceOutput,
+    ExperienceRequest,
+    Prediction,
+    derive_seed,
+)
 from dreamgym_sdk.experience.judge import (
     CRITERIA,
     FidelityJudge,
@@ -51,6 +57,7 @@ __all__ = [
     "TaskVariationGenerator",
     "TransitionJudgement",
     "build_messages",
+    "derive_seed",
     "experience_schema",
     "parse_experience_output",
     "render_history",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -9,7 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.types import Provenance, Task, Transition
 
-__all__ = ["ExperienceModel", "ExperienceOutput", "ExperienceRequest", "Prediction"]
+__all__ = ["ExperienceModel", "ExperienceOutput", "ExperienceRequest", "Prediction", "derive_seed"]
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from ``parts`` (the same on every run and platform), e.g. ``(episode_seed, "step", 3)``.
+
+    Seeds derived this way are unrelated however close their parts are: with ``seed + step``, step 1 of
+    the episode seeded 10 would share the sampling stream of step 0 of the episode seeded 11 (a GRPO
+    group's next rollout), and a retry ``seed + 1`` would replay another step's answer.
+    """
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 2**31
 
 
 @dataclass(frozen=True, slots=True)

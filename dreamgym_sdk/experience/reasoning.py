@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ModelOutputError
-from dreamgym_sdk.experience.base import ExperienceRequest, Prediction
+from dreamgym_sdk.experience.base import ExperienceRequest, Prediction, derive_seed
 from dreamgym_sdk.experience.parsing import (
     AnswerFormat,
     RewardMode,
@@ -49,7 +49,6 @@ __all__ = [
 ]
 
 _log = get_logger(__name__)
-_SEED_STRIDE = 1_000_003
 _MAX_TOKENS_GROWTH = 4
 TASK_FETCH = 64
 """Transitions fetched for ``retrieval_scope="action"``: enough for every transition of one task."""
@@ -340,10 +339,9 @@ def _normalized(action: str) -> str:
 
 
 def _attempt_seed(seed: int | None, attempt: int) -> int | None:
-    """The request's seed on the first attempt; a distinct, deterministic seed on each retry."""
-    if seed is None or attempt == 0:
-        return seed
-    return (seed + attempt * _SEED_STRIDE) % 2**31
+    """The request's seed on the first attempt; a distinct, deterministic seed on each retry (also for an
+    unseeded request: a cached temperature-0 answer must not come back on the retry)."""
+    return seed if attempt == 0 else derive_seed(seed, "attempt", attempt)
 
 
 def _provenance(

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ModelOutputError
+from dreamgym_sdk.experience.base import derive_seed
 from dreamgym_sdk.experience.parsing import error_reason, extract_json
 from dreamgym_sdk.experience.prompts import clip_text
 from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, Provider
@@ -217,7 +218,7 @@ class TaskVariationGenerator:
                     messages=tuple(messages),
                     temperature=config.temperature,
                     max_tokens=config.max_tokens,
-                    seed=None if seed is None else seed + attempt,
+                    seed=seed if attempt == 0 else derive_seed(seed, "attempt", attempt),
                     response_schema=_SCHEMA if config.structured_output else None,
                     schema_name="task_variations",
                 )

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from dreamgym_sdk import DreamEnv, Task
-from dreamgym_sdk.experience import ReasoningExperienceModel
+from dreamgym_sdk.experience import ReasoningExperienceModel, derive_seed
 from dreamgym_sdk.providers import get_provider
 from dreamgym_sdk.testing.openai_server import Fault, OpenAIServer
 
@@ -47,5 +47,5 @@ async def test_episode_over_http_with_faults_in_between() -> None:
         and provenance.completion_tokens > 0
     )
     body = server.requests[0].body
-    assert body is not None and body["seed"] == 3
+    assert body is not None and body["seed"] == derive_seed(3, "step", 0)  # the episode's first step
     assert body["response_format"]["json_schema"]["name"] == "experience_output"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from dreamgym_sdk import DreamEnv, EpisodeFinishedError, ExperienceRequest, Task
+from dreamgym_sdk.experience import derive_seed
 from dreamgym_sdk.integrations.trl import ToolEnvironment, TRLEnvironmentFactory
 from dreamgym_sdk.testing import FunctionExperienceModel
 from dreamgym_sdk.types import Episode, StepResult
@@ -99,7 +100,7 @@ def test_tasks_from_rows_pool_groups_and_seeds() -> None:
             env.reset(prompt=[{"role": "user", "content": ""}])
             instructions.append(env.act("x"))
         assert [i.split("\n")[0] for i in instructions] == ["a", "a", "b", "b", "a", "a"]
-        assert seeds == [100, 101, 102, 103, 104, 105]
+        assert seeds == [derive_seed(episode_seed, "step", 0) for episode_seed in range(100, 106)]
         env = envs[0]
         assert env.reset(task="from the row", prompt="Go:").startswith("\n\nfrom the row")
         assert env.reset(task_id=pool[1].id).startswith("b")
