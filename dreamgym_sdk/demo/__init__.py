@@ -1,8 +1,9 @@
 """``dreamgym demo``: the whole DreamGym method on TextWorld, on a CPU, in one command.
 
 1. generate TextWorld cooking games: a training split and held-out games;
-2. collect offline real episodes on the training games (expert, noisy-expert and random players);
-3. distil a tiny local reasoning experience model from them, grounded on a LanceDB buffer on disk;
+2. collect offline real episodes on the training games (expert, noisy-expert and random players), and
+   random players' exploration episodes that only the experience model learns from;
+3. distil a tiny local reasoning experience model from both, grounded on a LanceDB buffer on disk;
 4. behaviour-clone a small policy on the offline episodes (the SFT policy; every RL arm starts from it);
 5. per seed, train with GRPO: in the real games (real-environment RL), purely in the synthetic
    environment (DreamGym, 0 real transitions), and DreamGym followed by a short real stint
@@ -45,9 +46,9 @@ from dreamgym_sdk.demo.arms import (
 )
 from dreamgym_sdk.demo.config import ARMS, MODES, DemoConfig
 from dreamgym_sdk.demo.data import (
+    collect_real,
     episodes_of,
     make_games,
-    offline_data,
     open_dream_model,
     train_experience_model,
 )
@@ -67,7 +68,7 @@ from dreamgym_sdk.experience.base import ExperienceModel
 from dreamgym_sdk.policies.baselines import RandomPolicy
 from dreamgym_sdk.rollout import EnvFactory
 from dreamgym_sdk.training.evaluate import EvalReport, PairedDifference
-from dreamgym_sdk.types import Task
+from dreamgym_sdk.types import Task, Transition
 
 __all__ = ["ARMS", "DemoConfig", "DemoResult", "run_demo"]
 
@@ -81,6 +82,9 @@ class DemoResult(BaseModel):
 
     config: DemoConfig
     offline_transitions: int
+    """The demonstrations every policy but random starts from (behaviour cloning, grounding)."""
+    exploration_transitions: int = 0
+    """The random players' transitions that only ground and train the experience model."""
     experience_model: str
     arms: dict[str, list[ArmSummary]]
     """Per evaluation mode (``greedy``: temperature 0; ``sampled``: temperature 1, as trained), one row per
@@ -172,9 +176,18 @@ class _Demo:
         self.held_tasks = [g.to_task() for g in held_games]
         self.transitions = await self.stage(
             "offline data",
-            lambda: offline_data(config, train_games, out / "offline.jsonl"),
+            lambda: collect_real(config, train_games, out / "offline.jsonl"),
             kept=out / "offline.jsonl",
         )
+        explored: list[Transition] = []
+        if config.exploration_episodes_per_game:
+            explored = await self.stage(
+                "exploration data",
+                lambda: collect_real(config, train_games, out / "exploration.jsonl", exploration=True),
+                kept=out / "exploration.jsonl",
+            )
+        self.grounding = [*self.transitions, *explored]
+        """What the experience model learns from and retrieves: the demonstrations and the exploration."""
         self.offline = episodes_of(self.transitions, {t.id: t for t in self.train_tasks})
         initial = {e.task.id: e.initial_state for e in self.offline}
         self.dream_tasks = [
@@ -189,7 +202,7 @@ class _Demo:
             )
             model = f"hf:{path}"
         seeds: dict[int, _SeedRun] = {}
-        async with open_dream_model(config, model, self.transitions, out / "replay") as dream:
+        async with open_dream_model(config, model, self.grounding, out / "replay") as dream:
             for seed in config.seeds:
                 seeds[seed] = await self._seed(seed, dream_env_factory(config, dream), dream)
         self.timings["total"] = round(time.perf_counter() - started, 1)
@@ -234,7 +247,7 @@ class _Demo:
                 loss = "" if progress.loss is None else f"loss {progress.loss:.3f}"
                 bar.update(job, completed=progress.step, total=progress.total_steps, loss=loss)
 
-            return await train_experience_model(self.config, self.transitions, games, directory, report)
+            return await train_experience_model(self.config, self.grounding, games, directory, report)
 
     async def _seed(self, seed: int, dream_envs: EnvFactory, dream: ExperienceModel) -> _SeedRun:
         config, root = self.config, self.out / f"seed-{seed}"
@@ -351,6 +364,7 @@ class _Demo:
         result = DemoResult(
             config=config,
             offline_transitions=len(self.transitions),
+            exploration_transitions=len(self.grounding) - len(self.transitions),
             experience_model=model,
             arms=rows,
             differences=differences,
@@ -379,7 +393,9 @@ class _Demo:
         }
         plot = plot_results(rows, curves, out / "results.png")
         for mode in MODES:
-            console.print(results_table(rows[mode], len(self.transitions), mode))
+            console.print(
+                results_table(rows[mode], result.offline_transitions, mode, result.exploration_transitions)
+            )
             console.print(differences_table(differences[mode], mode))
         for name, held in checks.items():
             console.print(

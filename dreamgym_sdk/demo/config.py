@@ -34,6 +34,11 @@ class DemoConfig(BaseModel):
     """Games only ever used for the final evaluation (the next seeds)."""
     episodes_per_game: int = Field(default=5, ge=1)
     """Offline episodes collected per training game (expert, noisy expert and random players)."""
+    exploration_episodes_per_game: int = Field(default=5, ge=0)
+    """Random players' episodes per training game that only the experience model learns from and
+    retrieves (behaviour cloning never sees them). A game's own transition of the very action asked about
+    is what a small experience model reads best; demonstrations rarely try the wrong ingredient, so without
+    these the model granted such takes the points of the right one."""
     max_steps: int = Field(default=20, ge=1)
     """Step limit of every episode, real or synthetic."""
 
@@ -119,7 +124,8 @@ class DemoConfig(BaseModel):
         return self
 
     QUICK: ClassVar[dict[str, Any]] = {
-        "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "max_steps": 10,
+        "train_games": 8, "held_out_games": 6, "episodes_per_game": 3, "exploration_episodes_per_game": 2,
+        "max_steps": 10,
         "distill_steps": 1000, "experience_variants": {"full": 1.0}, "experience_max_tokens": 200,
         "bc_epochs": 2, "rl_iterations": 3,
         "tasks_per_iteration": 6, "group_size": 2, "rl_reward": "return", "s2r_iterations": 1,

@@ -15,9 +15,9 @@ from dreamgym_sdk.experience.reasoning import ReasoningConfig, ReasoningExperien
 from dreamgym_sdk.types import Episode, Source, Task, Transition
 
 __all__ = [
+    "collect_real",
     "episodes_of",
     "make_games",
-    "offline_data",
     "open_dream_model",
     "train_experience_model",
 ]
@@ -34,19 +34,33 @@ async def make_games(
     return games[: config.train_games], games[config.train_games :]
 
 
-async def offline_data(config: DemoConfig, games: Sequence[Any], path: Path) -> list[Transition]:
-    """Collect (or read back) the offline real transitions: expert, noisy-expert and random players."""
+async def collect_real(
+    config: DemoConfig, games: Sequence[Any], path: Path, *, exploration: bool = False
+) -> list[Transition]:
+    """Collect (or read back) real transitions of ``games``: the offline demonstrations (expert,
+    noisy-expert and random players; what behaviour cloning learns from), or with ``exploration`` the
+    random players' episodes that only ground and train the experience model (none when
+    ``exploration_episodes_per_game`` is 0)."""
     from dreamgym_sdk.collect import JsonlSink, read_jsonl
     from dreamgym_sdk.distill import PolicyMix, collect_textworld
 
     if await anyio.Path(path).exists():
         return await anyio.to_thread.run_sync(read_jsonl, path)
-    mix = PolicyMix(expert=0.5, noisy=0.35, random=0.15, invalid_rate=0.1)
-    transitions = await collect_textworld(
-        games, mix=mix, episodes_per_game=config.episodes_per_game, max_steps=config.max_steps, seed=0
+    if exploration:
+        mix = PolicyMix(expert=0.0, noisy=0.0, random=1.0, invalid_rate=0.1)
+        episodes, seed = config.exploration_episodes_per_game, 7  # other random streams than the demos'
+    else:
+        mix = PolicyMix(expert=0.5, noisy=0.35, random=0.15, invalid_rate=0.1)
+        episodes, seed = config.episodes_per_game, 0
+    transitions = (
+        await collect_textworld(
+            games, mix=mix, episodes_per_game=episodes, max_steps=config.max_steps, seed=seed
+        )
+        if episodes
+        else []
     )
     partial = path.with_suffix(".partial")
-    partial.unlink(missing_ok=True)
+    partial.write_text("")
     await JsonlSink(partial).add(transitions)
     partial.replace(path)
     return transitions

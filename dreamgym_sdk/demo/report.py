@@ -123,7 +123,12 @@ def differences_table(differences: Mapping[str, PairedDifference], mode: str) ->
     return table
 
 
-def results_table(rows: Sequence[ArmSummary], offline_transitions: int, mode: str = "greedy") -> Table:
+def results_table(
+    rows: Sequence[ArmSummary],
+    offline_transitions: int,
+    mode: str = "greedy",
+    exploration_transitions: int = 0,
+) -> Table:
     table = Table(title=f"Held-out real TextWorld games, {mode} policies: success rate (95% interval)")
     table.add_column("policy")
     table.add_column("success", justify="right")
@@ -143,6 +148,8 @@ def results_table(rows: Sequence[ArmSummary], offline_transitions: int, mode: st
     table.caption = (
         f"Every policy but random starts from the same {offline_transitions:,} offline real transitions."
     )
+    if exploration_transitions:
+        table.caption += f" The experience model also learns from {exploration_transitions:,} of random play."
     return table
 
 
