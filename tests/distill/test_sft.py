@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -152,3 +153,37 @@ def test_a_stopped_distillation_writes_no_model(tmp_path: Path) -> None:
     with pytest.raises(Stopped):
         distill_sync(dataset, tmp_path / "model", config=TRAINING, dataset_config=CONFIG, stop=stop)
     assert read_card(tmp_path / "model") is None
+
+
+async def test_a_seeded_episode_replays_identically_while_sampling(
+    trained: tuple[Path, DistillDataset, list[TrainingProgress]],
+) -> None:
+    """Deterministic synthesis: sampling at temperature 1, the same seed and actions give the same
+    transitions in every session (each step, and each retry, samples with a seed derived from the
+    episode's), and another seed other ones. An answer too garbled to use is an outcome too."""
+    from dreamgym_sdk import DreamEnv
+    from dreamgym_sdk.errors import ModelOutputError
+
+    out, _, _ = trained
+    task = TASK.model_copy(update={"initial_state": STEPS[0][0]})
+
+    async def play(model: Any, seed: int) -> list[tuple[str, float, bool]]:
+        played: list[tuple[str, float, bool]] = []
+        async with DreamEnv(model, max_steps=3) as env:
+            await env.reset(task=task, seed=seed)
+            for _, action, _ in STEPS:
+                try:
+                    step = await env.step(action)
+                except ModelOutputError as exc:
+                    played.append((exc.raw_text, -1.0, True))
+                    break
+                played.append((step.observation, step.reward, step.terminated))
+                if step.terminated or step.truncated:
+                    break
+        return played
+
+    async with open_experience_model(out, max_tokens=80, temperature=1.0, max_retries=1) as model:
+        replays = [await play(model, seed=5) for _ in range(3)]
+        others = [await play(model, seed=seed) for seed in (6, 7)]
+    assert replays[0] == replays[1] == replays[2]
+    assert replays[0] not in others  # the samples do depend on the seed
