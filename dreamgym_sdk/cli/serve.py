@@ -56,6 +56,12 @@ def serve(
     api_key: Annotated[
         str | None, typer.Option(help="Provider API key (prefer the provider's environment variable).")
     ] = None,
+    replay: Annotated[
+        str | None,
+        typer.Option(
+            help="LanceDB buffer of real transitions the experience model retrieves from [replay.uri]."
+        ),
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Step limit of an episode (default 30).")] = None,
     environment: Annotated[str | None, typer.Option(help="Environment name of string tasks.")] = None,
     max_sessions: Annotated[int | None, typer.Option(help="Open sessions allowed in total.")] = None,
@@ -93,6 +99,7 @@ def serve(
         "model": model,
         "api_base": api_base,
         "api_key": api_key,
+        "replay.uri": replay,
         "max_steps": max_steps,
         "environment": environment,
         "max_sessions": max_sessions,

@@ -1,7 +1,8 @@
 """The environment server's configuration: one pydantic model, loadable from TOML or YAML.
 
 Every ``dreamgym serve`` flag maps to a field of :class:`ServeConfig` of the same name (``--max-steps``
-is ``max_steps``). A config file holds the fields at the top level or under a ``[serve]`` table.
+is ``max_steps``; ``--replay`` is ``replay.uri``). A config file holds the fields at the top level or under
+a ``[serve]`` table.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pydantic import (
 
 from dreamgym_sdk import config_files
 from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk.experience.reasoning import ReasoningConfig
+from dreamgym_sdk.grounding import ReplaySection
 
 __all__ = ["TOKENS_ENV", "ServeConfig", "load_config"]
 
@@ -59,6 +62,12 @@ class ServeConfig(BaseModel):
     api_key: SecretStr | str | None = None
     """API key of the experience model's provider (stored as ``SecretStr``); when unset the provider reads
     its usual environment variable."""
+    reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
+    """The reasoning experience model's prompt, retrieval, sampling and retry settings (``[reasoning]``;
+    for a distilled model its card's prompt settings apply, as in ``dreamgym train``)."""
+    replay: ReplaySection = Field(default_factory=ReplaySection)
+    """The LanceDB buffer of real transitions the experience model retrieves from (``[replay]``, or
+    ``--replay URI``); a distilled model without one is grounded by the transitions stored with it."""
     max_steps: int = Field(default=30, ge=1)
     """Episodes are truncated after this many steps."""
     environment: str = "dream"

@@ -43,24 +43,23 @@ class EchoExperienceModel:
 
 @asynccontextmanager
 async def open_experience_model(config: ServeConfig) -> AsyncGenerator[ExperienceModel]:
-    """The experience model named by ``config.model``, closed (its provider) on exit.
+    """The experience model named by ``config.model``, closed (its provider and buffer) on exit.
 
-    ``testing:echo`` gives :class:`EchoExperienceModel`; any other string is a provider model string
-    (LiteLLM convention, ``hf:``, ``vllm:``) wrapped in :class:`~dreamgym_sdk.ReasoningExperienceModel`.
+    ``testing:echo`` gives :class:`EchoExperienceModel`; any other string is built as ``dreamgym train``
+    builds it (:func:`~dreamgym_sdk.grounding.open_grounded_model`): a distilled directory as it was
+    trained, a provider model string (LiteLLM convention, ``hf:``, ``vllm:``) wrapped in
+    :class:`~dreamgym_sdk.ReasoningExperienceModel` with ``config.reasoning``, either grounded on
+    ``config.replay``.
     """
     if config.model == ECHO_MODEL:
         yield EchoExperienceModel()
         return
-    from dreamgym_sdk.experience import ReasoningExperienceModel
-    from dreamgym_sdk.providers import get_provider
+    from dreamgym_sdk.grounding import ExperienceSection, open_grounded_model
 
-    overrides: dict[str, object] = {}
-    if config.api_base is not None:
-        overrides["api_base"] = config.api_base
-    if config.api_key is not None:
-        overrides["api_key"] = config.api_key_value()
-    provider = get_provider(config.model, **overrides)
-    try:
-        yield ReasoningExperienceModel(provider)
-    finally:
-        await provider.aclose()
+    experience = ExperienceSection(
+        model=config.model, api_base=config.api_base, reasoning=config.reasoning, max_steps=config.max_steps
+    )
+    async with open_grounded_model(
+        experience, config.replay, api_key=config.api_key_value(), reasoning_key="reasoning"
+    ) as model:
+        yield model

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dreamgym_sdk.config_files import load_config
 from dreamgym_sdk.curriculum import CurriculumConfig
-from dreamgym_sdk.experience.reasoning import ReasoningConfig
+from dreamgym_sdk.grounding import ExperienceSection, ReplaySection
 from dreamgym_sdk.policies.hf import HFPolicyConfig
 from dreamgym_sdk.training.config import GRPOBackendConfig, PPOBackendConfig
 from dreamgym_sdk.training.loop import LoopConfig
@@ -19,33 +19,6 @@ __all__ = ["ExperienceSection", "PolicySection", "ReplaySection", "TrainConfig",
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ExperienceSection(_Section):
-    """The experience model (also the curriculum's task generator, as in the paper)."""
-
-    model: str = "hf:runs/experience-model"
-    """Any model string: ``hf:<path>``, ``openai/<name>`` (+ ``api_base``), ``anthropic/...``, ... A directory
-    written by ``dreamgym distill train`` (``hf:DIR`` or ``DIR``: it has a model card) is opened as it was
-    trained: its card sets the prompt settings and the retrieval buffer's embedder."""
-    api_base: str | None = None
-    reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
-    """Prompt, sampling and retry settings. For a distilled model the card's prompt settings (``k``,
-    ``history_window``, ``reward_mode``, ``answer_format``, ``retrieval_scope``, ...) are used; setting one
-    of them here to another value is an error naming both. The others (``max_tokens``, ``max_retries``,
-    ``temperature``, ...) apply as set."""
-    max_steps: int = Field(default=20, ge=1)
-    """Synthetic episodes are truncated after this many steps."""
-
-
-class ReplaySection(_Section):
-    """Grounding retrieval from a LanceDB replay buffer of real transitions (optional)."""
-
-    uri: str | None = None
-    """The buffer to retrieve from; ``None`` disables retrieval."""
-    embedder: str = "minilm"
-    """The buffer's embedder when it is not known otherwise: a distilled experience model's card names it
-    (setting another one here is an error), and an existing table remembers the one it was built with."""
 
 
 class PolicySection(_Section):

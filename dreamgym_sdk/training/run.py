@@ -1,9 +1,10 @@
 """Build every component from a :class:`TrainConfig` and run the DreamGym loop (``dreamgym train``).
 
-The experience model is built as everywhere else in the SDK: a directory written by ``dreamgym distill``
-is opened with the settings on its card (:func:`~dreamgym_sdk.distill.open_experience_model`) and grounded
-by a buffer embedded with the card's embedder; any other model string is a provider wrapped in a
-:class:`~dreamgym_sdk.experience.ReasoningExperienceModel` configured by ``experience.reasoning``.
+The experience model is built as everywhere else in the SDK, by
+:func:`~dreamgym_sdk.grounding.open_grounded_model`: a directory written by ``dreamgym distill`` is opened
+with the settings on its card and grounded by a buffer embedded with the card's embedder; any other model
+string is a provider wrapped in a :class:`~dreamgym_sdk.experience.ReasoningExperienceModel` configured by
+``experience.reasoning``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-from pydantic import ValidationError
 
 from dreamgym_sdk.curriculum import Curriculum, TaskPool
 from dreamgym_sdk.env import DreamEnv, TaskLike
@@ -23,8 +23,8 @@ from dreamgym_sdk.errors import ConfigError, NothingToTrainError
 from dreamgym_sdk.experience.base import ExperienceModel
 from dreamgym_sdk.experience.reasoning import ReasoningExperienceModel
 from dreamgym_sdk.experience.tasks import TaskVariationGenerator
+from dreamgym_sdk.grounding import distilled_model_dir, open_grounded_model
 from dreamgym_sdk.policies.hf import HFPolicy
-from dreamgym_sdk.providers.registry import get_provider
 from dreamgym_sdk.rollout import EnvFactory
 from dreamgym_sdk.training.config_file import TrainConfig
 from dreamgym_sdk.training.grpo import GRPOBackend
@@ -33,8 +33,7 @@ from dreamgym_sdk.training.ppo import PPOBackend
 from dreamgym_sdk.types import Episode, Task
 
 if TYPE_CHECKING:
-    from dreamgym_sdk.distill import DistilledModelCard
-    from dreamgym_sdk.replay.base import Retriever
+    pass
 
 __all__ = [
     "admissible_for",
@@ -87,21 +86,12 @@ def read_tasks(path: str | Path, *, require_initial_state: bool = False) -> list
     return tasks
 
 
-def distilled_model_dir(model: str) -> tuple[Path, DistilledModelCard] | None:
-    """The directory and card of the distilled experience model ``model`` names (``hf:DIR`` or ``DIR``
-    with a card written by ``dreamgym distill``); ``None`` for any other model string.
-
-    Raises:
-        ConfigError: the directory's card is not a valid card.
-    """
-    from dreamgym_sdk.distill import CARD_FILE, read_card
-
-    directory = Path(model.removeprefix("hf:"))
-    try:
-        card = read_card(directory)
-    except (ValidationError, ValueError) as exc:
-        raise ConfigError(f"{directory / CARD_FILE} is not a valid model card: {exc}") from None
-    return None if card is None else (directory, card)
+@contextlib.asynccontextmanager
+async def open_experience_model(config: TrainConfig) -> AsyncGenerator[ReasoningExperienceModel]:
+    """The experience model ``config.experience`` describes, grounded on ``config.replay`` (see
+    :func:`~dreamgym_sdk.grounding.open_grounded_model`)."""
+    async with open_grounded_model(config.experience, config.replay) as model:
+        yield model
 
 
 def admissible_for(task: TaskLike | None) -> Callable[[str], Sequence[str]] | None:
@@ -131,110 +121,6 @@ class _TaskDreamEnv(DreamEnv):
 def dream_env_factory(model: ExperienceModel, max_steps: int) -> EnvFactory:
     """A fresh synthetic environment per group, listing TextWorld tasks' admissible commands."""
     return lambda group: _TaskDreamEnv(model, max_steps=max_steps, group=group)
-
-
-@contextlib.asynccontextmanager
-async def open_experience_model(config: TrainConfig) -> AsyncGenerator[ReasoningExperienceModel]:
-    """The experience model ``config.experience`` describes, grounded on ``config.replay``; its provider and
-    buffer are closed on exit.
-
-    A distilled directory is opened as it was trained (its card's prompt settings, the card's embedder for
-    the buffer; without ``replay.uri``, the transitions stored with the model ground it). Other model
-    strings are providers configured by ``experience.reasoning``.
-
-    Raises:
-        ConfigError: a setting contradicts the distilled model's card, or the buffer is missing or empty.
-    """
-    distilled = distilled_model_dir(config.experience.model)
-    overrides = {} if distilled is None else _reasoning_overrides(config, *distilled)
-    embedder = _buffer_embedder(config, None if distilled is None else distilled[1])
-    async with contextlib.AsyncExitStack() as stack:
-        retriever = None if config.replay.uri is None else await _open_buffer(stack, config, embedder)
-        if distilled is not None:
-            from dreamgym_sdk.distill import open_experience_model as open_distilled
-            from dreamgym_sdk.providers import ProviderConfig
-
-            # local generation: no request timeout (a CPU batch may take long), wide batches
-            local = ProviderConfig(request_timeout=None, backend_options={"max_batch_size": 64})
-            yield await stack.enter_async_context(
-                open_distilled(distilled[0], retriever=retriever, provider_config=local, **overrides)
-            )
-            return
-        exp = config.experience
-        provider = get_provider(exp.model, **({"api_base": exp.api_base} if exp.api_base else {}))
-        await stack.enter_async_context(provider)
-        yield ReasoningExperienceModel(provider, retriever=retriever, config=exp.reasoning)
-
-
-def _reasoning_overrides(config: TrainConfig, directory: Path, card: DistilledModelCard) -> dict[str, Any]:
-    """The ``experience.reasoning`` settings given explicitly that the card does not fix.
-
-    Raises:
-        ConfigError: an explicit setting differs from the card's.
-    """
-    given = config.experience.reasoning
-    trained = card.dataset.reasoning_config()
-    overrides: dict[str, Any] = {}
-    for name in sorted(given.model_fields_set):
-        value = getattr(given, name)
-        if name not in trained.model_fields_set:
-            overrides[name] = value
-        elif value != getattr(trained, name):
-            raise ConfigError(
-                f"experience.reasoning.{name} = {value!r} contradicts the card of the distilled model "
-                f"{directory} (trained with {name} = {getattr(trained, name)!r}): a distilled model is asked "
-                "as it was trained; remove the key"
-            )
-    return overrides
-
-
-def _buffer_embedder(config: TrainConfig, card: DistilledModelCard | None) -> str | None:
-    """The embedder the buffer is opened with: the card's for a distilled model, else the configured one
-    when given (``None``: the one the table was built with, else ``replay.embedder``).
-
-    Raises:
-        ConfigError: ``replay.embedder`` is set to another embedder than the card's.
-    """
-    replay = config.replay
-    explicit = "embedder" in replay.model_fields_set
-    if card is None:
-        return replay.embedder if explicit else None
-    if explicit and replay.embedder != card.dataset.embedder:
-        raise ConfigError(
-            f"replay.embedder = {replay.embedder!r} differs from the embedder the distilled model "
-            f"{config.experience.model} was trained with ({card.dataset.embedder!r}): its retrieved examples "
-            "would not be the ones it learned to read; remove the key or rebuild the buffer"
-        )
-    return card.dataset.embedder
-
-
-async def _open_buffer(
-    stack: contextlib.AsyncExitStack, config: TrainConfig, embedder: str | None
-) -> Retriever:
-    """The LanceDB buffer at ``replay.uri``, read-only, closed with ``stack``.
-
-    Raises:
-        ConfigError: it is missing, built with another embedder, or empty.
-    """
-    from dreamgym_sdk.embeddings import embedder_for_name, make_embedder
-    from dreamgym_sdk.errors import ReplayBufferError
-    from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig, stored_embedder
-
-    uri = config.replay.uri
-    assert uri is not None
-    replay = ReplayConfig(uri=uri, embedder=embedder or config.replay.embedder, read_only=True)
-    stored = None if embedder is not None else await stored_embedder(replay)
-    chosen = embedder_for_name(*stored) if stored is not None else make_embedder(replay.embedder)
-    try:
-        buffer = await stack.enter_async_context(LanceDBReplayBuffer(replay, embedder=chosen))
-    except ReplayBufferError as exc:
-        raise ConfigError(f"replay.uri: {exc}") from None
-    if await buffer.count() == 0:
-        raise ConfigError(
-            f"replay buffer {uri} is empty: nothing to ground the experience model on (fill it with "
-            "`dreamgym replay import FILE --uri URI`, or unset replay.uri)"
-        )
-    return buffer
 
 
 def _success(episode: Episode) -> float:
