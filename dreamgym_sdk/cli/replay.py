@@ -113,6 +113,9 @@ def import_(
         SourceChoice, typer.Option(help="Source of records that do not say (offline data is real).")
     ] = SourceChoice.REAL,
     environment: Annotated[str | None, typer.Option(help="Environment of records that do not say.")] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Transitions per write (and per progress step).")
+    ] = 2000,
     json_output: JsonOption = False,
 ) -> None:
     """Import offline trajectories (one transition or one episode per line; see the seeding guide).
@@ -146,8 +149,9 @@ def import_(
             buffer = LanceDBReplayBuffer(cfg, embedder=await _embedder(cfg, embedder is not None))
             async with buffer:
                 return await import_file(
-                    buffer, path, source=default_source, environment=environment, progress=advance
-                )
+                    buffer, path, source=default_source, environment=environment, batch_size=batch_size,
+                    progress=advance,
+                )  # fmt: skip
 
     with interrupt_says(
         lambda: (

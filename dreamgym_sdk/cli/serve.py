@@ -62,6 +62,12 @@ def serve(
             help="LanceDB buffer of real transitions the experience model retrieves from [replay.uri]."
         ),
     ] = None,
+    games: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, file_okay=False, help="Serve these real TextWorld games instead of a model."
+        ),
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Step limit of an episode (default 30).")] = None,
     environment: Annotated[str | None, typer.Option(help="Environment name of string tasks.")] = None,
     max_sessions: Annotated[int | None, typer.Option(help="Open sessions allowed in total.")] = None,
@@ -100,6 +106,7 @@ def serve(
         "api_base": api_base,
         "api_key": api_key,
         "replay.uri": replay,
+        "games": games,
         "max_steps": max_steps,
         "environment": environment,
         "max_sessions": max_sessions,
@@ -133,13 +140,31 @@ async def _serve(settings: ServeConfig) -> None:
     from dreamgym_sdk.serve.server import EnvServer
 
     configure_logging(settings.log_level.upper())
+    if settings.games is not None:
+        await _run(_game_server(settings))
+        return
     async with open_experience_model(settings) as model:
-        server = EnvServer.for_model(model, settings)
-        async with server, anyio.create_task_group() as tg:
-            typer.echo(f"dreamgym serve: listening on {server.url} (WebSocket {server.ws_url})", err=True)
-            tg.start_soon(_stop_on_signal, server, tg)
-            await server.wait_closed()
-            tg.cancel_scope.cancel()
+        await _run(EnvServer.for_model(model, settings))
+
+
+def _game_server(settings: ServeConfig) -> EnvServer:
+    """A server of the real TextWorld games in ``settings.games``."""
+    from dreamgym_sdk.integrations.textworld import GameCatalogEnv, load_games
+    from dreamgym_sdk.serve.server import EnvServer
+
+    assert settings.games is not None
+    games = load_games(settings.games)
+    if not games:
+        raise ConfigError(f"no TextWorld games (*.z8 with .json) in {settings.games}")
+    return EnvServer(lambda: GameCatalogEnv(games, max_steps=settings.max_steps), settings)
+
+
+async def _run(server: EnvServer) -> None:
+    async with server, anyio.create_task_group() as tg:
+        typer.echo(f"dreamgym serve: listening on {server.url} (WebSocket {server.ws_url})", err=True)
+        tg.start_soon(_stop_on_signal, server, tg)
+        await server.wait_closed()
+        tg.cancel_scope.cancel()
 
 
 async def _stop_on_signal(server: EnvServer, tg: anyio.abc.TaskGroup) -> None:

@@ -336,15 +336,18 @@ async def import_file(
     *,
     source: Source = Source.REAL,
     environment: str | None = None,
+    batch_size: int = 2_000,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Import a ``.jsonl``/``.jsonl.gz``/``.json`` or ``.parquet`` file, chosen by its suffix."""
+    """Import a ``.jsonl``/``.jsonl.gz``/``.json`` or ``.parquet`` file, chosen by its suffix, in writes of
+    ``batch_size`` transitions."""
     file = Path(path)
     suffixes = "".join(file.suffixes[-2:]).lower()
+    options: dict[str, Any] = {"source": source, "environment": environment, "batch_size": batch_size}
     if file.suffix.lower() == ".parquet":
-        return await import_parquet(buffer, file, source=source, environment=environment, progress=progress)
+        return await import_parquet(buffer, file, progress=progress, **options)
     if suffixes.endswith((".jsonl", ".jsonl.gz", ".ndjson", ".json")):
-        return await import_jsonl(buffer, file, source=source, environment=environment, progress=progress)
+        return await import_jsonl(buffer, file, progress=progress, **options)
     raise ValueError(f"cannot tell the format of {file.name!r}: use .jsonl, .jsonl.gz or .parquet")
 
 

@@ -68,6 +68,10 @@ class ServeConfig(BaseModel):
     replay: ReplaySection = Field(default_factory=ReplaySection)
     """The LanceDB buffer of real transitions the experience model retrieves from (``[replay]``, or
     ``--replay URI``); a distilled model without one is grounded by the transitions stored with it."""
+    games: Path | None = None
+    """Serve the real TextWorld games of this directory instead of the experience model: a client names a
+    game by its task id at reset (``GameInfo.to_task()``; ``dreamgym collect tasks`` lists them), and plays
+    the server's copy of it (:class:`~dreamgym_sdk.integrations.textworld.GameCatalogEnv`)."""
     max_steps: int = Field(default=30, ge=1)
     """Episodes are truncated after this many steps."""
     environment: str = "dream"

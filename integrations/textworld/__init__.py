@@ -15,6 +15,7 @@ async with TextWorldEnv(games[0], max_steps=30) as env:
 """
 
 from .actions import GameKind, admissible_commands
+from .catalog import GameCatalogEnv
 from .env import ObservationMode, TextWorldEnv
 from .games import (
     ENVIRONMENT,
@@ -45,6 +46,7 @@ __all__ = [
     "Entity",
     "Exit",
     "Fact",
+    "GameCatalogEnv",
     "GameInfo",
     "GameKind",
     "GameSpec",

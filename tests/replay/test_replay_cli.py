@@ -126,13 +126,16 @@ def test_import_refuses_a_format_it_cannot_read_before_creating_a_buffer(tmp_pat
 def test_ctrl_c_in_an_import_says_what_was_kept_and_a_rerun_adds_the_rest(tmp_path: Path) -> None:
     """A real process and a real SIGINT, sent once the first batch is in the table."""
     lancedb = pytest.importorskip("lancedb")
-    total = 4_000  # two batches: the signal comes while the second is embedded
+    total = 3_000  # six writes (two in flight at once): the signal comes while the last ones are embedded
     source = tmp_path / "in.jsonl"
     source.write_text("".join(transition(i).model_dump_json() + "\n" for i in range(total)))
     uri = tmp_path / "db"
     command = [sys.executable, "-m", "dreamgym_sdk", "replay", "import", str(source), "--uri", str(uri)]
     process = subprocess.Popen(
-        [*command, "--embedder", "minilm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*command, "--embedder", "minilm", "--batch-size", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
     def rows() -> int:

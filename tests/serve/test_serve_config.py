@@ -135,3 +135,8 @@ async def test_cli_serves_and_stops_gracefully_on_sigterm() -> None:
             assert await process.wait() == 0
     assert b"stopped" in seen
     assert TOKEN_A.encode() not in seen
+
+
+def test_serving_a_directory_without_games_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--games", str(tmp_path), "--port", "0", "--allow-unauthenticated"])
+    assert result.exit_code == 2 and "no TextWorld games" in result.output
