@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from rich.table import Table
 
+from dreamgym_sdk._imports import require
 from dreamgym_sdk.demo.config import ARMS
 from dreamgym_sdk.training.evaluate import EvalReport, PairedDifference, paired_difference, wilson_interval
 
@@ -36,8 +37,11 @@ _LABELS = {
     "dreamgym-s2r": "DreamGym-S2R",
 }
 
-# two-sided 95% Student t quantiles by degrees of freedom
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+def t95(degrees_of_freedom: int) -> float:
+    """The two-sided 95% quantile of Student's t distribution (12.706 for 1 degree of freedom)."""
+    stats = require("scipy.stats", extra="train", feature="t intervals over seeds")
+    return float(stats.t.ppf(0.975, degrees_of_freedom))
 
 
 class ArmSummary(BaseModel):
@@ -74,7 +78,7 @@ def summarise(
         successes, episodes = sum(r.successes for r in runs), sum(r.episodes for r in runs)
         mean = statistics.fmean(rates)
         if len(runs) > 1:
-            half = _T95.get(len(runs) - 1, 1.96) * statistics.stdev(rates) / math.sqrt(len(runs))
+            half = t95(len(runs) - 1) * statistics.stdev(rates) / math.sqrt(len(runs))
             ci = (max(0.0, mean - half), min(1.0, mean + half))
         else:
             ci = runs[0].ci95
@@ -160,7 +164,6 @@ def plot_results(
 ) -> Path:
     """Bars of held-out success per evaluation mode with intervals, and the training success of the RL arms
     per iteration."""
-    from dreamgym_sdk._imports import require
 
     require("matplotlib", extra="plot", feature="the demo's plot")
     import matplotlib

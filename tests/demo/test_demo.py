@@ -102,8 +102,16 @@ def test_summary_over_seeds_uses_a_t_interval_and_pools_episodes() -> None:
     [row] = rows
     assert row.seeds == 3 and row.success_rate == pytest.approx(0.3)
     half = 4.303 * 0.05 / math.sqrt(3)  # t(2) * sd / sqrt(n); sd of (0.25, 0.35, 0.30) is 0.05
-    assert row.ci95 == pytest.approx((0.3 - half, 0.3 + half))
+    assert row.ci95 == pytest.approx((0.3 - half, 0.3 + half), abs=1e-4)  # 4.303 is t(2) rounded
     assert row.pooled_ci95 == pytest.approx(wilson_interval(36, 120))
+
+
+def test_t_quantiles_hold_for_any_number_of_seeds() -> None:
+    from dreamgym_sdk.demo.report import t95
+
+    assert t95(2) == pytest.approx(4.303, abs=1e-3)
+    assert t95(10) == pytest.approx(2.228, abs=1e-3)  # not the normal 1.96: 12% wider at 11 seeds
+    assert t95(10_000) == pytest.approx(1.960, abs=1e-3)
 
 
 def test_one_seed_keeps_its_wilson_interval_and_arms_stay_in_order() -> None:
