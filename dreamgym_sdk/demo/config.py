@@ -54,9 +54,6 @@ class DemoConfig(BaseModel):
     """Share of the distillation examples in each prompt variant (``DatasetConfig.ablation_mix``): the
     same model then also answers with one input switched off, for ablations. A short distillation cannot
     spare them: the quick preset trains the full prompt only."""
-    experience_contrast_share: float = Field(default=0.0, ge=0, le=1)
-    """Share of the distillation examples shown another action of the game than their own
-    (``DatasetConfig.contrast_share``), so the model learns to read the action, not to copy the example."""
     experience_max_tokens: int = Field(default=320, ge=16)
     """Completion budget of one experience-model answer."""
 

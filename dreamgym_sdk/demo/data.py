@@ -118,7 +118,6 @@ async def train_experience_model(
         # the game itself, whose recipe they reveal
         exclude="episode",
         retrieval_scope="action",
-        contrast_share=config.experience_contrast_share,
         answer_format="sections",  # no JSON quoting for a 1M-parameter model to get wrong
         ablation_mix=config.experience_variants,
     )
