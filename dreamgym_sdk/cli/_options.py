@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Generator, Mapping, Sequence
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
+import anyio
 import typer
 from pydantic import BaseModel
 from rich.console import Console
@@ -33,6 +36,7 @@ __all__ = [
     "interrupt_says",
     "overrides",
     "print_config",
+    "run_async",
     "sdk_error",
     "set_cli_options",
 ]
@@ -44,6 +48,7 @@ INTERRUPTED = 130
 """Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
 
 _err = Console(stderr=True)
+T = TypeVar("T")
 
 
 def overrides(named: Mapping[str, Any], settings: Sequence[str] | None) -> dict[str, Any]:
@@ -138,6 +143,50 @@ def fail(exc: Exception, code: int | None = None) -> NoReturn:
     message = " ".join(str(exc).split())
     _err.print(Text.assemble(("error: ", "red"), what + message), soft_wrap=True)
     raise typer.Exit(code if code is not None else 2 if usage else 1) from None
+
+
+def run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``anyio.run(fn, *args)``, where Ctrl-C cancels the work through anyio and then raises
+    ``KeyboardInterrupt``.
+
+    asyncio's own handler cancels the main task once, natively: that broke into shielded sections (a
+    replay write that must not be cut in half), and where a library absorbed it (a running import) the
+    command went on to its end as if nothing had been pressed. An anyio cancel respects shields and stays
+    in force: the shielded write finishes, the next await stops. A second Ctrl-C interrupts at once.
+    """
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        return anyio.run(fn, *args)
+
+    async def main() -> T:
+        work = anyio.CancelScope()
+        interrupted = False
+        outcome: list[T] = []
+        failure: list[Exception] = []
+
+        async def watch() -> None:
+            nonlocal interrupted
+            with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                async for _ in signals:
+                    interrupted = True
+                    work.cancel()
+                    return
+
+        async with anyio.create_task_group() as watching:
+            watching.start_soon(watch)
+            try:
+                with work:
+                    outcome.append(await fn(*args))
+            except Exception as exc:  # raised as it is below, not inside the watcher's exception group
+                failure.append(exc)
+            watching.cancel_scope.cancel()
+        if failure:
+            raise failure[0]
+        if interrupted or not outcome:
+            raise KeyboardInterrupt
+        return outcome[0]
+
+    return anyio.run(main)
 
 
 @contextlib.contextmanager

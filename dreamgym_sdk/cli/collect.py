@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dreamgym_sdk.cli._options import command_group, interrupt_says
+from dreamgym_sdk.cli._options import command_group, interrupt_says, run_async
 from dreamgym_sdk.collect import (
     CollectionSummary,
     ExpertPolicy,
@@ -290,7 +290,7 @@ def textworld(
             "the same command goes on from there and adds none of them twice"
         )
     ):
-        summary = anyio.run(run)
+        summary = run_async(run)
     text = summary.model_dump_json(indent=2)
     if summary_json is not None:
         summary_json.write_text(text + "\n", encoding="utf-8")
@@ -316,7 +316,7 @@ def tasks(
     infos: list[Any] = tw.load_games(games_from)
     if not infos:
         raise typer.BadParameter(f"no TextWorld games (.z8 + .json) in {games_from}")
-    found: list[Any] = anyio.run(lambda: tw.tasks_with_initial_states(infos, observation=observation.value))
+    found: list[Any] = run_async(lambda: tw.tasks_with_initial_states(infos, observation=observation.value))
     output.write_text("".join(task.model_dump_json() + "\n" for task in found), encoding="utf-8")
     typer.echo(json.dumps({"tasks": len(found), "output": str(output)}))
     Console(stderr=True).print(f"{len(found)} task(s) with initial states written to {output}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 
-from dreamgym_sdk.cli._options import interrupt_says, overrides
+from dreamgym_sdk.cli._options import interrupt_says, overrides, run_async
 from dreamgym_sdk.config_files import load_config
 
 __all__ = ["demo"]
@@ -52,4 +51,4 @@ def demo(
     preset = DemoConfig.QUICK if quick else {}
     config = load_config(DemoConfig, None, preset | settings, what="demo settings")
     with interrupt_says(f"the finished stages are kept in {out}: the same command resumes the run"):
-        anyio.run(run_demo, config, out)
+        run_async(run_demo, config, out)

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dreamgym_sdk.cli._options import command_group
+from dreamgym_sdk.cli._options import command_group, run_async
 from dreamgym_sdk.config_files import read_config_file, validate_config
 from dreamgym_sdk.errors import ConfigError
 
@@ -225,7 +225,7 @@ def annotate(
         write_annotated(data, output)
         return data, skipped
 
-    data, skipped = anyio.run(run)
+    data, skipped = run_async(run)
     with_truth = sum(a.action_admissible is not None for a in data.annotations)
     summary = {
         "transitions": len(data.transitions),
@@ -333,7 +333,7 @@ def dataset(
         held_out_fraction=held_out_fraction, seed=seed,
     )  # fmt: skip
     err = Console(stderr=True)
-    built = anyio.run(_build, data, cfg, _tasks_for(data, tasks, games_from), err, progress)
+    built = run_async(_build, data, cfg, _tasks_for(data, tasks, games_from), err, progress)
     write_examples(built.train, output)
     valid = output.with_name(f"{output.stem}.valid.jsonl")
     if built.valid:
@@ -443,7 +443,7 @@ def train(
 
             return await distill(built, output, config=cfg, dataset_config=dcfg, on_progress=report)
 
-    result = anyio.run(run)
+    result = run_async(run)
     typer.echo(result.card.model_dump_json(indent=2))
     t = result.card.training
     loss = "-" if t.final_loss is None else f"{t.final_loss:.3f}"

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dreamgym_sdk.cli._options import command_group
+from dreamgym_sdk.cli._options import command_group, run_async
 
 if TYPE_CHECKING:
     from dreamgym_sdk.distill import FidelityRun, Reference, Variant
@@ -318,7 +318,7 @@ def eval_fidelity(
                 if judge_provider is not None:
                     await judge_provider.aclose()
 
-    result = anyio.run(run)
+    result = run_async(run)
     text = json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")

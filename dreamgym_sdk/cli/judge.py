@@ -11,13 +11,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from dreamgym_sdk.cli._options import command_group
+from dreamgym_sdk.cli._options import command_group, run_async
 from dreamgym_sdk.types import Transition
 
 if TYPE_CHECKING:
@@ -115,7 +114,7 @@ def fidelity(
         finally:
             await provider.aclose()
 
-    report = anyio.run(run)
+    report = run_async(run)
     text = json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")

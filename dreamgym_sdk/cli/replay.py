@@ -14,13 +14,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import anyio
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dreamgym_sdk.cli._options import command_group, interrupt_says
+from dreamgym_sdk.cli._options import command_group, interrupt_says, run_async
 from dreamgym_sdk.config_files import load_config
 from dreamgym_sdk.errors import ConfigError, DreamGymError
 from dreamgym_sdk.replay.base import Embedder, ReplayStats
@@ -93,7 +92,7 @@ async def _embedder(config: ReplayConfig, explicit: bool) -> Embedder:
 
 def _run(fn: Callable[[], Awaitable[T]]) -> T:
     try:
-        return anyio.run(fn)
+        return run_async(fn)
     except (DreamGymError, OSError, ValueError) as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

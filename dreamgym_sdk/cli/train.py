@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +19,7 @@ from dreamgym_sdk.cli._options import (
     fail,
     interrupt_says,
     overrides,
+    run_async,
 )
 from dreamgym_sdk.cli._options import print_config as show_config
 from dreamgym_sdk.errors import ConfigError
@@ -77,7 +77,7 @@ def train(
 
     configure_command_logging(ctx, "WARNING")  # dropped episodes and idle updates are worth seeing
     with interrupt_says(f"the checkpoints so far are in {cfg.run_dir}: the same command resumes the run"):
-        history = anyio.run(run_training, cfg)
+        history = run_async(run_training, cfg)
     typer.echo(json.dumps({"run_dir": cfg.run_dir, "iterations_run": len(history), "last": history[-1:]}))
 
 
@@ -130,7 +130,7 @@ def evaluate_games(
         fail(ConfigError(f"cannot load policy {policy!r}: {exc}"))
     tasks = [g.to_task() for g in infos]
     with interrupt_says("nothing was written"):
-        report = anyio.run(
+        report = run_async(
             lambda: evaluate(
                 lambda group: TextWorldEnv(max_steps=max_steps), the_policy, tasks,
                 episodes_per_task=episodes, max_concurrency=concurrency, seed=seed,

@@ -4,6 +4,8 @@ keeps its traceback, Ctrl-C says what was kept, and ``--print-config`` writes wh
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import tomllib
 from pathlib import Path
@@ -16,7 +18,7 @@ from typer.testing import CliRunner
 
 from dreamgym_sdk._stoppable import Stopped, run_stoppable
 from dreamgym_sdk.cli import app
-from dreamgym_sdk.cli._options import RootGroup, command_group, interrupt_says
+from dreamgym_sdk.cli._options import RootGroup, command_group, interrupt_says, run_async
 from dreamgym_sdk.errors import ConfigError, ProviderTimeoutError
 from dreamgym_sdk.serve.config import ServeConfig
 from dreamgym_sdk.training.config_file import load_train_config
@@ -136,3 +138,22 @@ def test_log_level_applies_to_any_command() -> None:
         assert result.exit_code == 2 and "loud" in result.output
     finally:
         logger.setLevel(before)
+
+
+def test_ctrl_c_is_not_lost_in_a_shielded_write() -> None:
+    """asyncio's native cancel of the main task broke into shielded code (and a library that absorbed it
+    let the command run on); the CLI's runner lets the write finish and stops at the next await."""
+    steps: list[str] = []
+
+    async def work() -> None:
+        await anyio.sleep(0.1)
+        with anyio.CancelScope(shield=True):  # a write that must not be cut in half
+            os.kill(os.getpid(), signal.SIGINT)
+            await anyio.sleep(0.2)
+            steps.append("write finished")
+        await anyio.sleep(30)
+        steps.append("went on")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_async(work)
+    assert steps == ["write finished"]
