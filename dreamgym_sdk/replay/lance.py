@@ -263,7 +263,7 @@ class LanceDBReplayBuffer:
         if cfg.read_only and _missing_local(cfg.uri):
             raise ReplayBufferError(f"no replay buffer at {cfg.uri!r} (opened read-only, so none is created)")
         self._db = db = await lancedb.connect_async(
-            cfg.uri,
+            _connectable(cfg.uri),
             api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
             region=cfg.region,
             read_consistency_interval=interval,
@@ -910,7 +910,7 @@ async def stored_embedder(config: ReplayConfig) -> tuple[str, int] | None:
         return None
     lancedb = require("lancedb", extra="lancedb", feature="LanceDBReplayBuffer")
     db = await lancedb.connect_async(
-        config.uri,
+        _connectable(config.uri),
         api_key=config.api_key.get_secret_value() if config.api_key else None,
         region=config.region,
         storage_options=config.storage_options or None,
@@ -930,6 +930,12 @@ async def stored_embedder(config: ReplayConfig) -> tuple[str, int] | None:
         return None
     dim: int = schema.field(VECTOR).type.list_size
     return name, dim
+
+
+def _connectable(uri: str) -> str:
+    """``uri`` as LanceDB should be given it: a local path made absolute (LanceDB takes a bare ``db`` for
+    a LanceDB Cloud database and asks for an API key)."""
+    return uri if "://" in uri else str(Path(uri).expanduser().absolute())
 
 
 def _missing_local(uri: str) -> bool:

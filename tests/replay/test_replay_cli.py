@@ -159,3 +159,12 @@ def test_ctrl_c_in_an_import_says_what_was_kept_and_a_rerun_adds_the_rest(tmp_pa
     result = runner.invoke(app, ["import", str(source), "--uri", str(uri), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["added"] == total - kept
+
+
+def test_a_buffer_may_be_called_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LanceDB alone takes a bare ``db`` for a cloud database and asks for an API key."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.jsonl").write_text(transition(1).model_dump_json() + "\n")
+    result = runner.invoke(app, ["import", "in.jsonl", "--uri", "db", "--embedder", "hashing", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "db").is_dir()
