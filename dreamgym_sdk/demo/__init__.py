@@ -36,6 +36,7 @@ from dreamgym_sdk._versions import package_versions
 from dreamgym_sdk.curriculum import StartStateVariations, TaskGenerator
 from dreamgym_sdk.demo.arms import (
     ArmRun,
+    arm_dirs,
     clone_policy,
     corpus_of,
     dream_env_factory,
@@ -186,8 +187,8 @@ class _Demo:
                 lambda: collect_real(config, train_games, out / "exploration.jsonl", exploration=True),
                 kept=out / "exploration.jsonl",
             )
+        # what the experience model learns from and retrieves: the demonstrations and the exploration
         self.grounding = [*self.transitions, *explored]
-        """What the experience model learns from and retrieves: the demonstrations and the exploration."""
         self.offline = episodes_of(self.transitions, {t.id: t for t in self.train_tasks})
         initial = {e.task.id: e.initial_state for e in self.offline}
         self.dream_tasks = [
@@ -297,8 +298,8 @@ class _Demo:
                     real_transitions=cap,
                     variations=variations,
                 ),
-                kept=root / arm / "policy",
-                resumed=root / arm / "run",
+                kept=arm_dirs(root / arm)[1],
+                resumed=arm_dirs(root / arm)[0],
             )
             idle = _idle(done.metrics)
             if idle and not config.allow_idle_arms:

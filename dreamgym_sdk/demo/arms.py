@@ -18,7 +18,15 @@ from dreamgym_sdk.rollout import EnvFactory
 from dreamgym_sdk.training.evaluate import EvalReport, evaluate
 from dreamgym_sdk.types import Episode, Task, Transition
 
-__all__ = ["ArmRun", "clone_policy", "evaluate_policy", "load_policy", "policy_config", "train_rl"]
+__all__ = [
+    "ArmRun",
+    "arm_dirs",
+    "clone_policy",
+    "evaluate_policy",
+    "load_policy",
+    "policy_config",
+    "train_rl",
+]
 
 
 def policy_config(seed: int, *, greedy: bool = False) -> HFPolicyConfig:
@@ -93,6 +101,11 @@ class ArmRun:
         return sum(m.get("seconds", 0.0) for m in self.metrics)
 
 
+def arm_dirs(directory: Path) -> tuple[Path, Path]:
+    """Where an RL arm in ``directory`` keeps its run (metrics, checkpoints) and its finished policy."""
+    return directory / "run", directory / "policy"
+
+
 async def train_rl(
     config: DemoConfig,
     *,
@@ -112,7 +125,7 @@ async def train_rl(
     from dreamgym_sdk.training.grpo import GRPOBackend
     from dreamgym_sdk.training.loop import Budget, DreamGymTrainer, LoopConfig
 
-    run_dir, policy_dir = directory / "run", directory / "policy"
+    run_dir, policy_dir = arm_dirs(directory)
     if not await anyio.Path(policy_dir).exists():
         policy = await load_policy(start, config, seed)
         backend = GRPOBackend(

@@ -39,8 +39,8 @@ async def collect_real(
 ) -> list[Transition]:
     """Collect (or read back) real transitions of ``games``: the offline demonstrations (expert,
     noisy-expert and random players; what behaviour cloning learns from), or with ``exploration`` the
-    random players' episodes that only ground and train the experience model (none when
-    ``exploration_episodes_per_game`` is 0)."""
+    ``exploration_episodes_per_game`` random players' episodes that only ground and train the experience
+    model."""
     from dreamgym_sdk.collect import JsonlSink, read_jsonl
     from dreamgym_sdk.distill import PolicyMix, collect_textworld
 
@@ -52,12 +52,8 @@ async def collect_real(
     else:
         mix = PolicyMix(expert=0.5, noisy=0.35, random=0.15, invalid_rate=0.1)
         episodes, seed = config.episodes_per_game, 0
-    transitions = (
-        await collect_textworld(
-            games, mix=mix, episodes_per_game=episodes, max_steps=config.max_steps, seed=seed
-        )
-        if episodes
-        else []
+    transitions = await collect_textworld(
+        games, mix=mix, episodes_per_game=episodes, max_steps=config.max_steps, seed=seed
     )
     partial = path.with_suffix(".partial")
     partial.write_text("")
