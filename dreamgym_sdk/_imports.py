@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from types import ModuleType
+from typing import Any
 
 from dreamgym_sdk.errors import MissingExtraError
 
@@ -22,3 +24,12 @@ def require(module: str, *, extra: str, feature: str) -> ModuleType:
 def is_available(module: str) -> bool:
     """Whether ``module`` can be imported (without importing it)."""
     return importlib.util.find_spec(module) is not None
+
+
+def import_litellm() -> ModuleType:
+    """Import LiteLLM offline-safe and quiet (its price map from the package, no telemetry)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    litellm: Any = require("litellm", extra="litellm", feature="LiteLLM models")
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-from dreamgym_sdk._imports import require
+from dreamgym_sdk._imports import import_litellm
 from dreamgym_sdk.embeddings._vectors import normalize_rows
 from dreamgym_sdk.errors import (
     ProviderConnectionError,
@@ -55,8 +54,7 @@ class LiteLLMEmbedder:
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed ``texts`` in requests of ``batch_size``; faults raise ``ProviderError`` subclasses."""
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        litellm = require("litellm", extra="litellm", feature="LiteLLMEmbedder")
+        litellm = import_litellm()
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start : start + self.batch_size])

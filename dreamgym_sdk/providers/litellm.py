@@ -14,27 +14,16 @@ through its aiohttp transport (its default).
 
 from __future__ import annotations
 
-import os
-from types import ModuleType
 from typing import Any
 
-from dreamgym_sdk._imports import require
+from dreamgym_sdk._imports import import_litellm
 from dreamgym_sdk.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError
 from dreamgym_sdk.providers._provider import BaseProvider
 from dreamgym_sdk.providers._retry import Retryable, error_for_status, exception_chain, parse_retry_after
 from dreamgym_sdk.providers.base import ChatRequest, ChatResponse, Usage
 from dreamgym_sdk.providers.config import ProviderConfig
 
-__all__ = ["LiteLLMProvider", "import_litellm"]
-
-
-def import_litellm() -> ModuleType:
-    """Import LiteLLM offline-safe and quiet (its price map from the package, no telemetry)."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    litellm: Any = require("litellm", extra="litellm", feature="LiteLLM models")
-    litellm.suppress_debug_info = True
-    litellm.telemetry = False
-    return litellm
+__all__ = ["LiteLLMProvider"]
 
 
 class LiteLLMProvider(BaseProvider):

@@ -20,7 +20,8 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from dreamgym_sdk.errors import ConfigError
+from dreamgym_sdk._imports import import_litellm
+from dreamgym_sdk.errors import ConfigError, MissingExtraError
 from dreamgym_sdk.providers._provider import BaseProvider
 from dreamgym_sdk.providers.config import ProviderConfig
 
@@ -125,8 +126,8 @@ def _in_hub_cache(repo_id: str) -> bool:
 
 def _check_litellm(model: str) -> None:
     try:
-        import litellm
-    except ImportError:
+        litellm = import_litellm()
+    except MissingExtraError:
         return  # the LiteLLM provider names its extra when it is built
     provider = model.split("/", 1)[0] if "/" in model else None
     known = [str(getattr(p, "value", p)) for p in litellm.provider_list]

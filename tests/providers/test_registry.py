@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,23 @@ def test_importing_and_routing_stay_light() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_checking_a_hosted_model_string_keeps_litellm_offline() -> None:
+    # LiteLLM fetches its price map from the network on import unless told not to: offline, seconds of
+    # retries and three warnings before `dreamgym demo --experience-model openai/...` said anything
+    code = (
+        "import os\n"
+        "from dreamgym_sdk.providers import check_model_string\n"
+        "check_model_string('openai/gpt-4o-mini')\n"
+        "assert os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] == 'True'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"} | {
+        "OPENAI_API_KEY": "sk-x"
+    }
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "cost map" not in done.stderr
 
 
 @pytest.mark.skipif("vllm" in sys.modules, reason="vllm is installed")
