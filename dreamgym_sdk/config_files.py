@@ -197,10 +197,13 @@ def _problem(model: type[BaseModel], error: Any) -> str:
     key = ".".join(loc) or "config"
     if error["type"] != "extra_forbidden":
         return f"{key}: {error['msg']}"
-    known = _fields_at(model, loc[:-1])
-    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
-    hint = f" (did you mean {'.'.join([*loc[:-1], close[0]])!r}?)" if close else ""
-    return f"{key}: unknown key{hint}"
+    close = difflib.get_close_matches(loc[-1], _fields_at(model, loc[:-1]), n=1, cutoff=0.6)
+    if close:
+        return f"{key}: unknown key (did you mean {'.'.join([*loc[:-1], close[0]])!r}?)"
+    # a setting put in the wrong table (``iterations`` for ``loop.iterations``): look everywhere
+    paths = {p.rsplit(".", 1)[-1]: p for p in reversed(_setting_paths(model))}
+    close = difflib.get_close_matches(loc[-1], list(paths), n=1, cutoff=0.75)
+    return f"{key}: unknown key" + (f" (did you mean {paths[close[0]]!r}?)" if close else "")
 
 
 def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
@@ -212,6 +215,15 @@ def _fields_at(model: type[BaseModel], path: list[str]) -> list[str]:
             return []
         current = _model_in(field.annotation)
     return list(current.model_fields) if current is not None else []
+
+
+def _setting_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """The dotted path of every setting of ``model``, tables included, shallowest first."""
+    paths = [prefix + name for name in model.model_fields]
+    for name, field in model.model_fields.items():
+        if (nested := _model_in(field.annotation)) is not None:
+            paths += _setting_paths(nested, f"{prefix}{name}.")
+    return paths
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

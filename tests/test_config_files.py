@@ -38,6 +38,13 @@ def test_errors_name_the_key_suggest_the_closest_and_hide_values(tmp_path: Path)
         ConfigError, match=r"loop\.grup_size: unknown key \(did you mean 'loop\.group_size'\?\)"
     ):
         load_config(TrainConfig, None, {"loop.grup_size": 8}, what="training config")
+    # a setting outside its table is found where it lives, however deep
+    with pytest.raises(
+        ConfigError, match=r"iteratons: unknown key \(did you mean 'loop\.budget\.iterations'\?\)"
+    ):
+        load_config(TrainConfig, None, {"iteratons": 3})
+    with pytest.raises(ConfigError, match=r"zzz: unknown key$"):
+        load_config(TrainConfig, None, {"zzz": 3})
     with pytest.raises(ConfigError, match=r"invalid serve configuration: api_key") as raised:
         load_config(ServeConfig, None, {"api_key": ["sk-secret-value"]}, what="serve configuration")
     assert "sk-secret-value" not in str(raised.value)
