@@ -181,10 +181,10 @@ class _Demo:
             kept=out / "offline.jsonl",
         )
         explored: list[Transition] = []
-        if config.exploration_episodes_per_game:
+        if config.exploration_episodes_per_game or config.explore_solution_branches:
             explored = await self.stage(
                 "exploration data",
-                lambda: collect_real(config, train_games, out / "exploration.jsonl", exploration=True),
+                lambda: self._exploration(train_games),
                 kept=out / "exploration.jsonl",
             )
         # what the experience model learns from and retrieves: the demonstrations and the exploration
@@ -238,6 +238,16 @@ class _Demo:
         with Progress(console=self.console, transient=True) as bar:
             job = bar.add_task("generating games", total=self.config.train_games + self.config.held_out_games)
             return await make_games(self.config, self.out / "games", lambda _: bar.advance(job))
+
+    async def _exploration(self, games: Sequence[Any]) -> list[Transition]:
+        config = self.config
+        work = len(games) * (config.exploration_episodes_per_game + config.explore_solution_branches)
+        with Progress(console=self.console, transient=True) as bar:
+            job = bar.add_task("exploring the training games", total=work)
+            path = self.out / "exploration.jsonl"
+            return await collect_real(
+                config, games, path, exploration=True, on_progress=lambda: bar.advance(job)
+            )
 
     async def _experience_model(self, games: Sequence[Any], directory: Path) -> Path:
         columns = (*Progress.get_default_columns(), TextColumn("{task.fields[loss]}"))

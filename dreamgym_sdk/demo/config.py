@@ -39,6 +39,11 @@ class DemoConfig(BaseModel):
     retrieves (behaviour cloning never sees them). A game's own transition of the very action asked about
     is what a small experience model reads best; demonstrations rarely try the wrong ingredient, so without
     these the model granted such takes the points of the right one."""
+    explore_solution_branches: bool = True
+    """Also try every command the game admits in every state of each training game's solution, once
+    (:func:`~dreamgym_sdk.distill.explore_textworld`): the game's own answer to each wrong take and wrong
+    cut the policy can make on its way, for the experience model only (about 150 short episodes per
+    cooking game)."""
     max_steps: int = Field(default=20, ge=1)
     """Step limit of every episode, real or synthetic."""
 

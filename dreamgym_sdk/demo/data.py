@@ -35,14 +35,20 @@ async def make_games(
 
 
 async def collect_real(
-    config: DemoConfig, games: Sequence[Any], path: Path, *, exploration: bool = False
+    config: DemoConfig,
+    games: Sequence[Any],
+    path: Path,
+    *,
+    exploration: bool = False,
+    on_progress: Callable[[], object] | None = None,
 ) -> list[Transition]:
     """Collect (or read back) real transitions of ``games``: the offline demonstrations (expert,
-    noisy-expert and random players; what behaviour cloning learns from), or with ``exploration`` the
-    ``exploration_episodes_per_game`` random players' episodes that only ground and train the experience
-    model."""
+    noisy-expert and random players; what behaviour cloning learns from), or with ``exploration`` what
+    only grounds and trains the experience model: the ``exploration_episodes_per_game`` random players'
+    episodes, then (``explore_solution_branches``) one-step branches from every game's solution.
+    ``on_progress`` is called after each episode collected and each game explored."""
     from dreamgym_sdk.collect import JsonlSink, read_jsonl
-    from dreamgym_sdk.distill import PolicyMix, collect_textworld
+    from dreamgym_sdk.distill import PolicyMix, collect_textworld, explore_textworld
 
     if await anyio.Path(path).exists():
         return await anyio.to_thread.run_sync(read_jsonl, path)
@@ -52,9 +58,22 @@ async def collect_real(
     else:
         mix = PolicyMix(expert=0.5, noisy=0.35, random=0.15, invalid_rate=0.1)
         episodes, seed = config.episodes_per_game, 0
-    transitions = await collect_textworld(
-        games, mix=mix, episodes_per_game=episodes, max_steps=config.max_steps, seed=seed
+    transitions = (
+        await collect_textworld(
+            games,
+            mix=mix,
+            episodes_per_game=episodes,
+            max_steps=config.max_steps,
+            seed=seed,
+            on_episode=on_progress and (lambda _: on_progress()),
+        )
+        if episodes
+        else []
     )
+    if exploration and config.explore_solution_branches:
+        transitions += await explore_textworld(
+            games, max_steps=config.max_steps, on_game=on_progress and (lambda _: on_progress())
+        )
     partial = path.with_suffix(".partial")
     partial.write_text("")
     await JsonlSink(partial).add(transitions)

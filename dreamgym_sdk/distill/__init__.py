@@ -85,6 +85,7 @@ from dreamgym_sdk.distill.textworld import (
     annotate_textworld,
     collect_textworld,
     collection_policy,
+    explore_textworld,
     references_from,
     textworld_tasks,
 )
@@ -140,6 +141,7 @@ __all__ = [
     "exact_match",
     "experience_target",
     "explain_step",
+    "explore_textworld",
     "invalid_actions",
     "open_experience_model",
     "read_annotated",

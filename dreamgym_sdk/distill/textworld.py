@@ -15,12 +15,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.collect import ExpertPolicy, MemorySink, MixturePolicy, RandomAdmissiblePolicy, collect
+from dreamgym_sdk.collect.policies import expert_action
 from dreamgym_sdk.distill._tw import textworld_integration
 from dreamgym_sdk.distill.annotate import AnnotatedData, Annotator, annotate_transitions
 from dreamgym_sdk.distill.ground_truth import GroundTruthReport, replay_ground_truth
 from dreamgym_sdk.distill.metrics import Reference
 from dreamgym_sdk.distill.policies import InvalidActionPolicy
 from dreamgym_sdk.distill.rules import RuleBasedAnnotator
+from dreamgym_sdk.env import RecordingEnv
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.types import Task, Transition
 
@@ -29,6 +31,7 @@ __all__ = [
     "annotate_textworld",
     "collect_textworld",
     "collection_policy",
+    "explore_textworld",
     "references_from",
     "textworld_tasks",
 ]
@@ -111,6 +114,54 @@ async def collect_textworld(
         on_episode=on_episode,
     )
     return [t for episode in result.episodes for t in episode.transitions]
+
+
+async def explore_textworld(
+    games: Sequence[Any], *, max_steps: int = 20, on_game: Callable[[Any], object] | None = None
+) -> list[Transition]:
+    """Every command the game admits, tried once in every state of its solution: for each step ``d`` of the
+    expert's episode and each other admissible command ``c`` there, an episode that plays the solution's
+    first ``d`` commands, then ``c``, and stops. Returns the transitions in episode order (the expert's
+    episode first), each episode whole so that :func:`annotate_textworld` can replay it.
+
+    What an experience model that copies retrieved examples needs: the game's own answer to each wrong
+    turn the policy can take (a wrong ingredient, a wrong cut), which demonstrations and random play seldom
+    show. A game whose solution takes ``L`` steps with ``A`` commands admitted per state costs about
+    ``L * A`` short episodes (in a cooking game: 5 steps, 17-40 commands, about 150 episodes).
+
+    Args:
+        games: :class:`~dreamgym_sdk.integrations.textworld.GameInfo` of each game.
+        max_steps: step limit of the expert's episode.
+        on_game: called with each game once it is explored.
+    """
+    tw = textworld_integration()
+    transitions: list[Transition] = []
+    async with RecordingEnv(tw.TextWorldEnv(max_steps=max_steps)) as env:
+        for game in games:
+            task = game.to_task()
+            _, info = await env.reset(task=task)
+            solution: list[str] = []
+            admitted: list[list[str]] = []
+            done = False
+            while not done and (action := expert_action(info, env.history)) is not None:
+                admitted.append([str(c) for c in info.get("admissible_commands", ())])
+                result = await env.step(action)
+                solution.append(action)
+                info, done = result.info, result.done
+            assert env.episode is not None
+            transitions.extend(env.episode.transitions)
+            for depth, commands in enumerate(admitted):
+                for command in commands:
+                    if command == solution[depth]:
+                        continue
+                    await env.reset(task=task)
+                    for action in solution[:depth]:
+                        await env.step(action)
+                    await env.step(command)
+                    transitions.extend(env.episode.transitions)
+            if on_game is not None:
+                on_game(game)
+    return transitions
 
 
 async def annotate_textworld(
