@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.experience.reasoning import ReasoningConfig, ReasoningExperienceModel
+from dreamgym_sdk.providers.config import ProviderConfig
 from dreamgym_sdk.providers.registry import get_provider
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ class ExperienceSection(BaseModel):
     written by ``dreamgym distill train`` (``hf:DIR`` or ``DIR``: it has a model card) is opened as it was
     trained: its card sets the prompt settings and the retrieval buffer's embedder."""
     api_base: str | None = None
+    provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    """How the model is called: calls in flight (``max_concurrency``), timeouts, retries, response cache,
+    backend options. ``api_base`` above (and an API key given apart) take precedence over the same keys
+    here."""
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
     """Prompt, sampling and retry settings. For a distilled model the card's prompt settings (``k``,
     ``history_window``, ``reward_mode``, ``answer_format``, ``retrieval_scope``, ...) are used; setting one
@@ -103,10 +108,17 @@ async def open_grounded_model(
         retriever = None if replay.uri is None else await _open_buffer(stack, replay, embedder)
         if distilled is not None:
             from dreamgym_sdk.distill import open_experience_model as open_distilled
-            from dreamgym_sdk.providers import ProviderConfig
 
-            # local generation: no request timeout (a CPU batch may take long), wide batches
-            local = ProviderConfig(request_timeout=None, backend_options={"max_batch_size": 64})
+            # local generation, unless set otherwise: no request timeout (a CPU batch may take long),
+            # wide batches
+            given = experience.provider.model_fields_set
+            local = experience.provider.model_copy(
+                update={
+                    k: v
+                    for k, v in {"request_timeout": None, "backend_options": {"max_batch_size": 64}}.items()
+                    if k not in given
+                }
+            )
             yield await stack.enter_async_context(
                 open_distilled(distilled[0], retriever=retriever, provider_config=local, **overrides)
             )
@@ -114,7 +126,7 @@ async def open_grounded_model(
         options: dict[str, Any] = {"api_base": experience.api_base} if experience.api_base else {}
         if api_key is not None:
             options["api_key"] = api_key
-        provider = get_provider(experience.model, **options)
+        provider = get_provider(experience.model, experience.provider, **options)
         await stack.enter_async_context(provider)
         yield ReasoningExperienceModel(provider, retriever=retriever, config=experience.reasoning)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from dreamgym_sdk import config_files
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.experience.reasoning import ReasoningConfig
 from dreamgym_sdk.grounding import ReplaySection
+from dreamgym_sdk.providers.config import ProviderConfig
 
 __all__ = ["TOKENS_ENV", "ServeConfig", "load_config"]
 
@@ -62,6 +63,12 @@ class ServeConfig(BaseModel):
     api_key: SecretStr | str | None = None
     """API key of the experience model's provider (stored as ``SecretStr``); when unset the provider reads
     its usual environment variable."""
+    provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    """How the experience model is called (``[provider]``): timeouts, retries, response cache, backend
+    options, and ``max_concurrency``, the model calls in flight at once, which defaults to
+    ``max_sessions`` here (a session waits for one call at a time, so the server never throttles its own
+    sessions; lower it to respect a hosted API's limits). ``api_base`` and ``api_key`` above take
+    precedence."""
     reasoning: ReasoningConfig = Field(default_factory=ReasoningConfig)
     """The reasoning experience model's prompt, retrieval, sampling and retry settings (``[reasoning]``;
     for a distilled model its card's prompt settings apply, as in ``dreamgym train``)."""
@@ -108,6 +115,21 @@ class ServeConfig(BaseModel):
     @classmethod
     def _hide_key(cls, key: SecretStr | str | None) -> SecretStr | str | None:
         return SecretStr(key) if isinstance(key, str) else key
+
+    @model_validator(mode="before")
+    @classmethod
+    def _calls_follow_sessions(cls, data: Any) -> Any:
+        """``provider.max_concurrency`` defaults to ``max_sessions``."""
+        if not isinstance(data, dict):
+            return data
+        fields = cast(dict[str, Any], data)
+        provider: Any = fields.get("provider", {})
+        if isinstance(provider, ProviderConfig):
+            provider = provider.model_dump(exclude_unset=True)
+        if isinstance(provider, dict) and "max_concurrency" not in provider:
+            sessions = fields.get("max_sessions", cls.model_fields["max_sessions"].default)
+            fields = fields | {"provider": {**cast(dict[str, Any], provider), "max_concurrency": sessions}}
+        return fields
 
     @model_validator(mode="after")
     def _check(self) -> ServeConfig:

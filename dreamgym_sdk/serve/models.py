@@ -49,7 +49,7 @@ async def open_experience_model(config: ServeConfig) -> AsyncGenerator[Experienc
     builds it (:func:`~dreamgym_sdk.grounding.open_grounded_model`): a distilled directory as it was
     trained, a provider model string (LiteLLM convention, ``hf:``, ``vllm:``) wrapped in
     :class:`~dreamgym_sdk.ReasoningExperienceModel` with ``config.reasoning``, either grounded on
-    ``config.replay``.
+    ``config.replay``, called as ``config.provider`` says.
     """
     if config.model == ECHO_MODEL:
         yield EchoExperienceModel()
@@ -57,7 +57,11 @@ async def open_experience_model(config: ServeConfig) -> AsyncGenerator[Experienc
     from dreamgym_sdk.grounding import ExperienceSection, open_grounded_model
 
     experience = ExperienceSection(
-        model=config.model, api_base=config.api_base, reasoning=config.reasoning, max_steps=config.max_steps
+        model=config.model,
+        api_base=config.api_base,
+        provider=config.provider,
+        reasoning=config.reasoning,
+        max_steps=config.max_steps,
     )
     async with open_grounded_model(
         experience, config.replay, api_key=config.api_key_value(), reasoning_key="reasoning"
