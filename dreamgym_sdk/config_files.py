@@ -196,7 +196,7 @@ def _problem(model: type[BaseModel], error: Any) -> str:
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) or "config"
     if error["type"] != "extra_forbidden":
-        return f"{key}: {error['msg']}"
+        return f"{key}: {str(error['msg']).removeprefix('Value error, ')}"
     close = difflib.get_close_matches(loc[-1], _fields_at(model, loc[:-1]), n=1, cutoff=0.6)
     if close:
         return f"{key}: unknown key (did you mean {'.'.join([*loc[:-1], close[0]])!r}?)"

@@ -24,9 +24,17 @@ from dreamgym_sdk.providers.registry import get_provider
 
 if TYPE_CHECKING:
     from dreamgym_sdk.distill import DistilledModelCard
+    from dreamgym_sdk.replay import LanceDBReplayBuffer
     from dreamgym_sdk.replay.base import Retriever
 
-__all__ = ["ExperienceSection", "ReplaySection", "distilled_model_dir", "open_grounded_model"]
+__all__ = [
+    "ExperienceSection",
+    "ReplaySection",
+    "buffer_embedder",
+    "distilled_model_dir",
+    "open_grounded_model",
+    "open_replay",
+]
 
 
 class ExperienceSection(BaseModel):
@@ -176,6 +184,41 @@ def _buffer_embedder(
     return card.dataset.embedder
 
 
+def buffer_embedder(experience: ExperienceSection, replay: ReplaySection) -> str | None:
+    """The embedder ``replay``'s buffer is opened with for ``experience`` (``None``: the one its table was
+    built with, else ``replay.embedder``).
+
+    Raises:
+        ConfigError: ``replay.embedder`` contradicts the distilled model's card.
+    """
+    distilled = distilled_model_dir(experience.model)
+    return _buffer_embedder(experience, replay, None if distilled is None else distilled[1])
+
+
+async def open_replay(
+    stack: contextlib.AsyncExitStack, replay: ReplaySection, embedder: str | None, *, read_only: bool = True
+) -> LanceDBReplayBuffer:
+    """The LanceDB buffer at ``replay.uri``, closed with ``stack``; ``embedder`` ``None`` opens it with the
+    embedder its table was built with (else ``replay.embedder``). Read-write, a missing buffer is created.
+
+    Raises:
+        ConfigError: read-only and missing, or built with another embedder.
+    """
+    from dreamgym_sdk.embeddings import embedder_for_name, make_embedder
+    from dreamgym_sdk.errors import ReplayBufferError
+    from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig, stored_embedder
+
+    uri = replay.uri
+    assert uri is not None
+    config = ReplayConfig(uri=uri, embedder=embedder or replay.embedder, read_only=read_only)
+    stored = None if embedder is not None else await stored_embedder(config)
+    chosen = embedder_for_name(*stored) if stored is not None else make_embedder(config.embedder)
+    try:
+        return await stack.enter_async_context(LanceDBReplayBuffer(config, embedder=chosen))
+    except ReplayBufferError as exc:
+        raise ConfigError(f"replay.uri: {exc}") from None
+
+
 async def _open_buffer(
     stack: contextlib.AsyncExitStack, replay: ReplaySection, embedder: str | None
 ) -> Retriever:
@@ -184,19 +227,8 @@ async def _open_buffer(
     Raises:
         ConfigError: it is missing, built with another embedder, or empty.
     """
-    from dreamgym_sdk.embeddings import embedder_for_name, make_embedder
-    from dreamgym_sdk.errors import ReplayBufferError
-    from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig, stored_embedder
-
+    buffer = await open_replay(stack, replay, embedder)
     uri = replay.uri
-    assert uri is not None
-    config = ReplayConfig(uri=uri, embedder=embedder or replay.embedder, read_only=True)
-    stored = None if embedder is not None else await stored_embedder(config)
-    chosen = embedder_for_name(*stored) if stored is not None else make_embedder(config.embedder)
-    try:
-        buffer = await stack.enter_async_context(LanceDBReplayBuffer(config, embedder=chosen))
-    except ReplayBufferError as exc:
-        raise ConfigError(f"replay.uri: {exc}") from None
     if await buffer.count() == 0:
         raise ConfigError(
             f"replay buffer {uri} is empty: nothing to ground the experience model on (fill it with "

@@ -22,6 +22,8 @@ from dreamgym_sdk.cli._options import print_config as show_config
 from dreamgym_sdk.errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:
+    from dreamgym_sdk.bus import EventBus
+    from dreamgym_sdk.env import Env
     from dreamgym_sdk.serve.config import ServeConfig
     from dreamgym_sdk.serve.server import EnvServer
 
@@ -62,6 +64,12 @@ def serve(
             help="LanceDB buffer of real transitions the experience model retrieves from [replay.uri]."
         ),
     ] = None,
+    admit: Annotated[
+        bool,
+        typer.Option(
+            "--admit", help="Store completed episodes in the --replay buffer (default policy) [admission]."
+        ),
+    ] = False,
     games: Annotated[
         Path | None,
         typer.Option(
@@ -106,6 +114,7 @@ def serve(
         "api_base": api_base,
         "api_key": api_key,
         "replay.uri": replay,
+        "admission": {} if admit else None,
         "games": games,
         "max_steps": max_steps,
         "environment": environment,
@@ -136,19 +145,23 @@ def serve(
 
 async def _serve(settings: ServeConfig) -> None:
     from dreamgym_sdk.logging import configure_logging
+    from dreamgym_sdk.serve.admission import admitting_episodes
     from dreamgym_sdk.serve.models import open_experience_model
     from dreamgym_sdk.serve.server import EnvServer
 
     configure_logging(settings.log_level.upper())
-    if settings.games is not None:
-        await _run(_game_server(settings))
-        return
-    async with open_experience_model(settings) as model:
-        await _run(EnvServer.for_model(model, settings))
+    async with admitting_episodes(settings) as bus:
+        if settings.games is not None:
+            await _run(_game_server(settings, bus))
+            return
+        async with open_experience_model(settings) as model:
+            await _run(EnvServer.for_model(model, settings, bus=bus))
 
 
-def _game_server(settings: ServeConfig) -> EnvServer:
-    """A server of the real TextWorld games in ``settings.games``."""
+def _game_server(settings: ServeConfig, bus: EventBus | None) -> EnvServer:
+    """A server of the real TextWorld games in ``settings.games``; with a ``bus``, their episodes are
+    recorded and published on it."""
+    from dreamgym_sdk.env import RecordingEnv
     from dreamgym_sdk.integrations.textworld import GameCatalogEnv, load_games
     from dreamgym_sdk.serve.server import EnvServer
 
@@ -156,7 +169,12 @@ def _game_server(settings: ServeConfig) -> EnvServer:
     games = load_games(settings.games)
     if not games:
         raise ConfigError(f"no TextWorld games (*.z8 with .json) in {settings.games}")
-    return EnvServer(lambda: GameCatalogEnv(games, max_steps=settings.max_steps), settings)
+
+    def make() -> Env:
+        env = GameCatalogEnv(games, max_steps=settings.max_steps)
+        return env if bus is None else RecordingEnv(env, bus=bus)
+
+    return EnvServer(make, settings)
 
 
 async def _run(server: EnvServer) -> None:

@@ -15,6 +15,7 @@ websockets), imported when a server starts.
 """
 
 from dreamgym_sdk.serve._transport import ReconnectPolicy
+from dreamgym_sdk.serve.admission import admitting_episodes
 from dreamgym_sdk.serve.client import TOKEN_ENV, Client
 from dreamgym_sdk.serve.config import TOKENS_ENV, ServeConfig, load_config
 from dreamgym_sdk.serve.errors import (
@@ -56,6 +57,7 @@ __all__ = [
     "SessionNotFoundError",
     "SessionState",
     "SyncClient",
+    "admitting_episodes",
     "load_config",
     "open_experience_model",
 ]

@@ -26,6 +26,7 @@ from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.experience.reasoning import ReasoningConfig
 from dreamgym_sdk.grounding import ReplaySection
 from dreamgym_sdk.providers.config import ProviderConfig
+from dreamgym_sdk.replay.admission import AdmissionPolicy
 
 __all__ = ["TOKENS_ENV", "ServeConfig", "load_config"]
 
@@ -75,6 +76,10 @@ class ServeConfig(BaseModel):
     replay: ReplaySection = Field(default_factory=ReplaySection)
     """The LanceDB buffer of real transitions the experience model retrieves from (``[replay]``, or
     ``--replay URI``); a distilled model without one is grounded by the transitions stored with it."""
+    admission: AdmissionPolicy | None = None
+    """Store the episodes the server's sessions complete in the ``replay`` buffer, under this policy
+    (``[admission]``; ``{}`` for the defaults: real episodes whole, synthetic ones capped to half the buffer);
+    ``None`` stores nothing. Needs ``replay.uri``; a missing buffer is created."""
     games: Path | None = None
     """Serve the real TextWorld games of this directory instead of the experience model: a client names a
     game by its task id at reset (``GameInfo.to_task()``; ``dreamgym collect tasks`` lists them), and plays
@@ -137,6 +142,8 @@ class ServeConfig(BaseModel):
             raise ValueError("api_base must be an http(s) URL")
         if not self.model.strip():
             raise ValueError("model must not be empty")
+        if self.admission is not None and self.replay.uri is None:
+            raise ValueError("admission needs replay.uri: the buffer completed episodes are stored in")
         return self
 
     @property

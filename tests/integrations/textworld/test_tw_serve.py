@@ -3,13 +3,19 @@ local ``TextWorldEnv`` does, and a client can only name the server's games, neve
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
 from dreamgym_sdk.integrations.textworld import GameCatalogEnv, GameInfo, TextWorldEnv
+from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig
 from dreamgym_sdk.serve import Client, EnvServer, ServeConfig
 from dreamgym_sdk.serve.errors import ServeError
+from dreamgym_sdk.types import Source
 
 pytest.importorskip("fastapi")
 
@@ -56,3 +62,35 @@ async def test_a_client_names_games_but_never_files(cooking_games: list[GameInfo
     ):
         with pytest.raises(ServeError, match="no served game"):
             await client.reset(task=str(tmp_path / "any.z8"))
+
+
+async def test_dreamgym_serve_games_admits_the_real_episodes(
+    cooking_games: list[GameInfo], tmp_path: Path
+) -> None:
+    game = cooking_games[0]
+    uri = tmp_path / "buffer"
+    settings = tmp_path / "serve.toml"
+    settings.write_text(f'[replay]\nuri = "{uri}"\nembedder = "hashing"\n\n[admission]\n')
+    command = [sys.executable, "-m", "dreamgym_sdk.cli.serve", "--config", str(settings)]
+    command += ["--games", str(game.path.parent), "--port", "0", "--max-steps", "30"]
+    async with await anyio.open_process(
+        command, env={**os.environ, "DREAMGYM_SERVE_TOKENS": TOKEN}
+    ) as process:
+        assert process.stderr is not None
+        seen = b""
+        with anyio.fail_after(120):
+            while b"listening on " not in seen or not seen.endswith(b"\n"):
+                seen += await process.stderr.receive()
+        url = seen.split(b"listening on ")[1].split()[0].decode()
+        async with Client(url, token=TOKEN) as env:
+            await env.reset(task=game.id)
+            last = [await env.step(action) for action in game.walkthrough][-1]
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(60):
+            assert await process.wait() == 0
+    assert last.terminated
+    async with LanceDBReplayBuffer(ReplayConfig(uri=str(uri), embedder="hashing", read_only=True)) as buffer:
+        stored = sorted(await buffer.sample(100), key=lambda t: t.step)
+    assert [t.action for t in stored] == list(game.walkthrough)
+    assert {(t.source, t.task_id) for t in stored} == {(Source.REAL, game.id)}
+    assert stored[-1].success
