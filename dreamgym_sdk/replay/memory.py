@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -60,7 +61,7 @@ class InMemoryReplayBuffer:
         self._items: dict[str, Transition] = {}
         self._vectors: dict[str, NDArray[np.float32]] = {}
         self._hashes: Counter[str] = Counter()
-        self._matrix: tuple[list[str], NDArray[np.float32]] | None = None  # cache, dropped on writes
+        self._index: _Index | None = None  # cache, dropped on writes
         self._open = False
         self._closed = False
 
@@ -82,7 +83,7 @@ class InMemoryReplayBuffer:
         self._items.clear()
         self._vectors.clear()
         self._hashes.clear()
-        self._matrix = None
+        self._index = None
 
     def _check_open(self) -> None:
         if not self._open:
@@ -101,7 +102,7 @@ class InMemoryReplayBuffer:
                 self._items[t.id] = t
                 self._vectors[t.id] = v
                 self._hashes[content_hash(t)] += 1
-        self._matrix = None
+        self._index = None
 
     async def search(
         self,
@@ -118,21 +119,18 @@ class InMemoryReplayBuffer:
         if k < 1:
             raise ValueError("k must be at least 1")
         query = (await self.embedder.embed([embedding_text(state, action)]))[0]
-        if self._matrix is None:
-            ids = list(self._items)
-            matrix = np.stack([self._vectors[i] for i in ids]) if ids else np.empty((0, self.embedder.dim))
-            self._matrix = (ids, matrix.astype(np.float32))
-        ids, matrix = self._matrix
-        keep = [
-            row
-            for row, i in enumerate(ids)
-            if matches(self._items[i], environment=environment, task_id=task_id, source=source)
-        ]
-        if not keep:
+        if self._index is None:
+            self._index = _Index.of(list(self._items.values()), self._vectors, self.embedder.dim)
+        index = self._index
+        rows = index.rows(environment=environment, task_id=task_id, source=source)
+        if rows is not None and not len(rows):
             return []
-        scores = matrix[keep] @ query
+        scores = index.matrix @ query if rows is None else index.matrix[rows] @ query
         top = np.argsort(-scores, kind="stable")[:k]
-        return [SearchHit(self._items[ids[keep[j]]], float(scores[j])) for j in top]
+        chosen = top if rows is None else rows[top]
+        return [
+            SearchHit(index.items[int(row)], float(scores[j])) for row, j in zip(chosen, top, strict=True)
+        ]
 
     async def get(self, ids: Sequence[str]) -> list[Transition]:
         """The stored transitions with these ids, in the order given; unknown ids are skipped."""
@@ -213,7 +211,7 @@ class InMemoryReplayBuffer:
             if self._hashes[h] <= 0:
                 del self._hashes[h]
         if doomed:
-            self._matrix = None
+            self._index = None
         return len(doomed)
 
     async def contains_content(self, hashes: Sequence[str]) -> set[str]:
@@ -240,3 +238,46 @@ class InMemoryReplayBuffer:
 
     def __repr__(self) -> str:
         return f"InMemoryReplayBuffer(rows={len(self._items)}, embedder={self.embedder.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """The stored vectors as one matrix, with the rows of each task and each row's filter columns, so a
+    search scans only what its filters allow (a task's rows, not the whole buffer)."""
+
+    items: list[Transition]
+    matrix: NDArray[np.float32]
+    by_task: dict[str, NDArray[np.intp]]
+    environments: NDArray[np.object_]
+    sources: NDArray[np.object_]
+
+    @classmethod
+    def of(cls, items: list[Transition], vectors: dict[str, NDArray[np.float32]], dim: int) -> _Index:
+        matrix = np.stack([vectors[t.id] for t in items]) if items else np.empty((0, dim))
+        by_task: dict[str, list[int]] = {}
+        for row, t in enumerate(items):
+            by_task.setdefault(t.task_id, []).append(row)
+        return cls(
+            items,
+            matrix.astype(np.float32),
+            {task: np.asarray(rows, dtype=np.intp) for task, rows in by_task.items()},
+            np.asarray([t.environment for t in items], dtype=object),
+            np.asarray([t.source.value for t in items], dtype=object),
+        )
+
+    def rows(
+        self, *, environment: str | None, task_id: str | None, source: Source | None
+    ) -> NDArray[np.intp] | None:
+        """The rows passing the filters; ``None`` for all of them."""
+        if task_id is None and environment is None and source is None:
+            return None
+        rows = self.by_task.get(task_id, _NO_ROWS) if task_id is not None else np.arange(len(self.items))
+        keep = np.ones(len(rows), dtype=bool)
+        if environment is not None:
+            keep &= self.environments[rows] == environment
+        if source is not None:
+            keep &= self.sources[rows] == Source(source).value
+        return rows[keep]
+
+
+_NO_ROWS: NDArray[np.intp] = np.empty(0, dtype=np.intp)
