@@ -407,7 +407,9 @@ class RecordingEnv(RecordedEnv):
         rec = self._check_can_step()
         started = time.perf_counter()
         result = await self.env.step(action)
-        provenance = Provenance(model=self.environment, latency_s=time.perf_counter() - started)
+        provenance = Provenance(
+            model=self.environment, latency_s=time.perf_counter() - started, reward_source="environment"
+        )
         info = result.info
         transition = Transition(
             task_id=rec.task.id,

@@ -80,6 +80,10 @@ class Provenance(_Frozen):
     """Cost of the model call(s) when known."""
     cached: bool = False
     """Whether the answer came from a response cache."""
+    reward_source: str = "model"
+    """Who decided the reward, termination and success: ``"model"`` (the experience model's own answer),
+    or the name of the :class:`~dreamgym_sdk.experience.RewardSource` that did (``"rule"``, ``"judge"``,
+    ...); for a real transition, the environment."""
 
 
 class Sample(_Frozen):

@@ -24,6 +24,11 @@ from dreamgym_sdk.experience.judge import (
     sample_transitions,
 )
 from dreamgym_sdk.experience.mappers import HtmlStateMapper, IdentityMapper, StateMapper
+from dreamgym_sdk.experience.observation import (
+    AGENTWORLD_SYSTEM_PROMPT,
+    ObservationWorldModel,
+    parse_predicted_observation,
+)
 from dreamgym_sdk.experience.parsing import ParsedOutput, parse_experience_output
 from dreamgym_sdk.experience.prompts import (
     DEFAULT_TEMPLATE,
@@ -33,9 +38,19 @@ from dreamgym_sdk.experience.prompts import (
     render_history,
 )
 from dreamgym_sdk.experience.reasoning import ReasoningConfig, ReasoningExperienceModel
+from dreamgym_sdk.experience.rewards import (
+    JudgeReward,
+    ModelReward,
+    RewardedExperienceModel,
+    RewardSource,
+    RewardVerdict,
+    RuleReward,
+    with_reward,
+)
 from dreamgym_sdk.experience.tasks import TaskCandidate, TaskGenerationConfig, TaskVariationGenerator
 
 __all__ = [
+    "AGENTWORLD_SYSTEM_PROMPT",
     "CRITERIA",
     "DEFAULT_TEMPLATE",
     "ExperienceModel",
@@ -46,11 +61,18 @@ __all__ = [
     "HtmlStateMapper",
     "IdentityMapper",
     "JudgeConfig",
+    "JudgeReward",
+    "ModelReward",
+    "ObservationWorldModel",
     "ParsedOutput",
     "Prediction",
     "PromptTemplate",
     "ReasoningConfig",
     "ReasoningExperienceModel",
+    "RewardSource",
+    "RewardVerdict",
+    "RewardedExperienceModel",
+    "RuleReward",
     "StateMapper",
     "TaskCandidate",
     "TaskGenerationConfig",
@@ -60,6 +82,8 @@ __all__ = [
     "derive_seed",
     "experience_schema",
     "parse_experience_output",
+    "parse_predicted_observation",
     "render_history",
     "sample_transitions",
+    "with_reward",
 ]
