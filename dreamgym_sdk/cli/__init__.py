@@ -18,6 +18,7 @@ from dreamgym_sdk.cli.distill import app as distill_app
 from dreamgym_sdk.cli.fidelity import app as fidelity_app
 from dreamgym_sdk.cli.judge import app as judge_app
 from dreamgym_sdk.cli.replay import app as replay_app
+from dreamgym_sdk.cli.rescore import rescore
 from dreamgym_sdk.cli.serve import serve
 from dreamgym_sdk.cli.train import eval_app, train_app
 
@@ -74,6 +75,7 @@ app.add_typer(judge_app, name="judge")
 app.add_typer(distill_app, name="distill")
 app.add_typer(fidelity_app, name="eval-fidelity")
 app.add_typer(replay_app, name="replay")
+app.command("rescore")(rescore)
 app.command("serve")(serve)
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")

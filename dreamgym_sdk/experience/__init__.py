@@ -41,10 +41,12 @@ from dreamgym_sdk.experience.reasoning import ReasoningConfig, ReasoningExperien
 from dreamgym_sdk.experience.rewards import (
     JudgeReward,
     ModelReward,
+    RescoreReport,
     RewardedExperienceModel,
     RewardSource,
     RewardVerdict,
     RuleReward,
+    rescore,
     with_reward,
 )
 from dreamgym_sdk.experience.tasks import TaskCandidate, TaskGenerationConfig, TaskVariationGenerator
@@ -69,6 +71,7 @@ __all__ = [
     "PromptTemplate",
     "ReasoningConfig",
     "ReasoningExperienceModel",
+    "RescoreReport",
     "RewardSource",
     "RewardVerdict",
     "RewardedExperienceModel",
@@ -84,6 +87,7 @@ __all__ = [
     "parse_experience_output",
     "parse_predicted_observation",
     "render_history",
+    "rescore",
     "sample_transitions",
     "with_reward",
 ]

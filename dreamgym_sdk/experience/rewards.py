@@ -19,24 +19,28 @@ source in ``provenance.reward_source``. An observation-only world model
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+import anyio
 
 from dreamgym_sdk.errors import ModelOutputError
 from dreamgym_sdk.experience.base import ExperienceModel, ExperienceOutput, ExperienceRequest, Prediction
 from dreamgym_sdk.experience.parsing import extract_json
 from dreamgym_sdk.experience.prompts import clip_text
 from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, Provider, Usage
-from dreamgym_sdk.types import Task
+from dreamgym_sdk.types import Task, Transition
 
 __all__ = [
     "JudgeReward",
     "ModelReward",
+    "RescoreReport",
     "RewardSource",
     "RewardVerdict",
     "RewardedExperienceModel",
     "RuleReward",
+    "rescore",
     "with_reward",
 ]
 
@@ -220,3 +224,81 @@ class RewardedExperienceModel:
 def with_reward(model: ExperienceModel, reward: RewardSource) -> RewardedExperienceModel:
     """``model`` with its rewards decided by ``reward``; every transition names the source."""
     return RewardedExperienceModel(model, reward)
+
+
+@dataclass(frozen=True, slots=True)
+class RescoreReport:
+    """What :func:`rescore` changed."""
+
+    transitions: int
+    rewards_changed: int
+    """Transitions whose reward differs from the stored one."""
+    endings_changed: int
+    """Transitions whose termination or success differs."""
+    mean_abs_change: float
+    """Mean absolute reward change over all transitions."""
+    max_abs_change: float
+
+
+async def rescore(
+    transitions: Sequence[Transition],
+    source: RewardSource,
+    *,
+    tasks: Mapping[str, Task] | None = None,
+    concurrency: int = 8,
+) -> tuple[list[Transition], RescoreReport]:
+    """Recompute the reward, termination and success of stored transitions with ``source``, from what they
+    recorded (state, action, next state, reasoning and the episode's earlier steps): neither the policy nor
+    the simulator runs again. Returns new transitions (same ids, ``provenance.reward_source`` set) in the
+    input order, and what changed.
+
+    Args:
+        transitions: the stored transitions (episodes are regrouped by ``episode_id`` for the history).
+        source: the reward source that decides now.
+        tasks: task id → task, for the instruction a judge reads (unknown tasks get an empty one).
+        concurrency: steps scored at once (matters for a judge).
+    """
+    episodes: dict[str, list[Transition]] = {}
+    for t in transitions:
+        episodes.setdefault(t.episode_id, []).append(t)
+    known = tasks or {}
+    out: list[Transition | None] = [None] * len(transitions)
+    limit = anyio.Semaphore(concurrency)
+
+    async def one(index: int, t: Transition) -> None:
+        task = known.get(t.task_id) or Task(id=t.task_id, instruction="", environment=t.environment)
+        history = tuple(h for h in episodes[t.episode_id] if h.step < t.step)
+        request = ExperienceRequest(
+            task=task, state=t.state, action=t.action, history=history, episode_id=t.episode_id, step=t.step
+        )
+        stored = ExperienceOutput.model_construct(
+            reasoning=t.reasoning, next_state=t.next_state, reward=t.reward, done=t.done, success=t.success
+        )
+        async with limit:
+            verdict = await source.score(request, stored)
+        out[index] = t.model_copy(
+            update={
+                "reward": verdict.reward,
+                "terminated": verdict.done,
+                "truncated": t.truncated and not verdict.done,
+                "success": verdict.success,
+                "provenance": t.provenance.model_copy(update={"reward_source": source.name}),
+            }
+        )
+
+    async with anyio.create_task_group() as tg:
+        for index, t in enumerate(transitions):
+            tg.start_soon(one, index, t)
+    rescored = [t for t in out if t is not None]
+    changes = [abs(new.reward - old.reward) for old, new in zip(transitions, rescored, strict=True)]
+    report = RescoreReport(
+        transitions=len(rescored),
+        rewards_changed=sum(c > 0 for c in changes),
+        endings_changed=sum(
+            (old.terminated, old.success) != (new.terminated, new.success)
+            for old, new in zip(transitions, rescored, strict=True)
+        ),
+        mean_abs_change=sum(changes) / len(changes) if changes else 0.0,
+        max_abs_change=max(changes, default=0.0),
+    )
+    return rescored, report
