@@ -47,7 +47,17 @@ from dreamgym_sdk.logging import configure_logging
 from dreamgym_sdk.policies import Policy
 from dreamgym_sdk.rollout import RolloutRunner, group_by_task, run_episode
 from dreamgym_sdk.training import TrainerBackend, attach_trainer
-from dreamgym_sdk.types import Action, Episode, Provenance, Sample, Source, StepResult, Task, Transition
+from dreamgym_sdk.types import (
+    Action,
+    Episode,
+    Provenance,
+    Sample,
+    Source,
+    StepResult,
+    Task,
+    Transition,
+    fork_task,
+)
 
 __all__ = [
     "Action",
@@ -102,6 +112,7 @@ __all__ = [
     "configure_logging",
     "event_from_json",
     "event_to_json",
+    "fork_task",
     "group_by_task",
     "run_episode",
 ]

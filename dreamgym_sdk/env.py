@@ -318,7 +318,7 @@ class DreamEnv(RecordedEnv):
             task=rec.task,
             state=rec.state,
             action=action,
-            history=rec.history,
+            history=(*rec.task.history, *rec.history),
             episode_id=rec.episode_id,
             step=index,
             seed=None if self._seed is None else derive_seed(self._seed, "step", index),

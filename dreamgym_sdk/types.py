@@ -7,7 +7,7 @@ into the replay buffer and over the wire unchanged.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,7 @@ __all__ = [
     "StepResult",
     "Task",
     "Transition",
+    "fork_task",
     "new_id",
     "sample_of",
 ]
@@ -61,6 +62,10 @@ class Task(_Frozen):
     """For generated variations: the id of the task this one was derived from."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Free-form, JSON-serialisable extras (game file, split, difficulty, ...)."""
+    history: tuple[Transition, ...] = ()
+    """For a fork (:func:`fork_task`): the stored steps that led to ``initial_state``, oldest first. A
+    DreamEnv shows them to the experience model as the episode's earlier steps; they are not part of the
+    new episode."""
 
 
 class Provenance(_Frozen):
@@ -247,3 +252,28 @@ class StepResult:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.observation, self.reward, self.terminated, self.truncated, self.info))
+
+
+def fork_task(task: Task, history: Sequence[Transition]) -> Task:
+    """A task that starts where ``history`` (stored steps of an episode of ``task``, oldest first) left off:
+    its initial state is the last step's next state, and a DreamEnv shows the experience model those steps
+    as the episode's past. Every rollout of the fork starts from that same state (a GRPO group from one
+    stored state); its id is the same for the same fork point, so rollouts of it group together.
+
+    Raises:
+        ValueError: ``history`` is empty.
+    """
+    if not history:
+        raise ValueError("a fork needs at least one stored step to start after")
+    last = history[-1]
+    return task.model_copy(
+        update={
+            "id": f"{task.id}@{last.id}",
+            "parent_id": task.id,
+            "initial_state": last.next_state,
+            "history": (*task.history, *history),
+        }
+    )
+
+
+Task.model_rebuild()

@@ -38,7 +38,7 @@ PUBLIC = {
     "RecordedEnv", "RecordingEnv", "ResetNeededError", "RolloutRunner", "Source", "StepResult",
     "SubscriberOverflowError", "Subscription", "SubscriptionStats", "Task", "TaskAccepted", "TaskProposed",
     "TaskRejected", "TrainerBackend", "Transition", "TransitionRecorded", "__version__", "attach_trainer",
-    "configure_logging", "event_from_json", "event_to_json", "group_by_task", "run_episode",
+    "configure_logging", "event_from_json", "event_to_json", "fork_task", "group_by_task", "run_episode",
 }  # fmt: skip
 
 
