@@ -96,6 +96,12 @@ class ReasoningConfig(BaseModel):
     error."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     """Sampling temperature; 0 makes the simulated world deterministic (and response caching effective)."""
+    deterministic: bool = False
+    """Replayable synthesis at any temperature: every request carries a seed, the episode's derived one or,
+    for an unseeded episode, one derived from the request itself (task, step, state, action and the
+    actions before it). The same task and actions then give the same transitions in every session on a
+    backend that honours seeds (``hf:``, vLLM), and exactly the same with a response cache
+    (``ProviderConfig.cache_dir``); different states still sample differently."""
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     max_tokens: int = Field(default=1024, ge=16)
     """Completion budget; an answer cut off by it is retried with twice the budget (at most 4×)."""
@@ -201,7 +207,7 @@ class ReasoningExperienceModel:
                 temperature=config.temperature,
                 top_p=config.top_p,
                 max_tokens=max_tokens,
-                seed=_attempt_seed(request.seed, attempt),
+                seed=_attempt_seed(self._seed(request), attempt),
                 response_schema=schema,
                 schema_name="experience_output",
             )
@@ -242,6 +248,13 @@ class ReasoningExperienceModel:
             raw_text=last_error.raw_text,
             attempts=len(calls),
         )
+
+    def _seed(self, request: ExperienceRequest) -> int | None:
+        """The request's seed; in deterministic mode an unseeded request gets one from its content."""
+        if request.seed is not None or not self.config.deterministic:
+            return request.seed
+        past = tuple(t.action for t in request.history)
+        return derive_seed(request.task.id, request.step, request.state, request.action, past)
 
     def _feedback(self, raw_text: str, error: ModelOutputError) -> list[ChatMessage]:
         template = self.config.template
@@ -289,7 +302,9 @@ class ReasoningExperienceModel:
                     temperature=config.temperature,
                     top_p=config.top_p,
                     max_tokens=config.initial_state_max_tokens,
-                    seed=_attempt_seed(None, attempt),
+                    seed=_attempt_seed(
+                        derive_seed(task.id, task.instruction) if config.deterministic else None, attempt
+                    ),
                     response_schema=schema if config.structured_output else None,
                     schema_name="initial_state",
                 )

@@ -167,7 +167,7 @@ async def test_a_seeded_episode_replays_identically_while_sampling(
     out, _, _ = trained
     task = TASK.model_copy(update={"initial_state": STEPS[0][0]})
 
-    async def play(model: Any, seed: int) -> list[tuple[str, float, bool]]:
+    async def play(model: Any, seed: int | None) -> list[tuple[str, float, bool]]:
         played: list[tuple[str, float, bool]] = []
         async with DreamEnv(model, max_steps=3) as env:
             await env.reset(task=task, seed=seed)
@@ -185,5 +185,12 @@ async def test_a_seeded_episode_replays_identically_while_sampling(
     async with open_experience_model(out, max_tokens=80, temperature=1.0, max_retries=1) as model:
         replays = [await play(model, seed=5) for _ in range(3)]
         others = [await play(model, seed=seed) for seed in (6, 7)]
+        unseeded = [await play(model, seed=None) for _ in range(3)]
     assert replays[0] == replays[1] == replays[2]
     assert replays[0] not in others  # the samples do depend on the seed
+    assert len({tuple(r) for r in unseeded}) > 1  # unseeded sampling differs from session to session...
+    async with open_experience_model(
+        out, max_tokens=80, temperature=1.0, max_retries=1, deterministic=True
+    ) as model:
+        fixed = [await play(model, seed=None) for _ in range(3)]
+    assert fixed[0] == fixed[1] == fixed[2]  # ...unless the mode is deterministic
