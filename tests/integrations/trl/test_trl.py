@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from dreamgym_sdk import DreamEnv, EpisodeFinishedError, ExperienceRequest, Task
+from dreamgym_sdk import DreamEnv, EpisodeFinishedError, ExperienceRequest, Task, fork_task
 from dreamgym_sdk.experience import derive_seed
 from dreamgym_sdk.integrations.trl import ToolEnvironment, TRLEnvironmentFactory
 from dreamgym_sdk.testing import FunctionExperienceModel
@@ -107,6 +107,31 @@ def test_tasks_from_rows_pool_groups_and_seeds() -> None:
         assert env.reset(task=pool[0].model_dump()).startswith("a")
         with pytest.raises(KeyError):
             env.reset(task_id="nope")
+
+
+def test_a_grpo_group_of_a_fork_starts_from_the_stored_state() -> None:
+    seen: list[ExperienceRequest] = []
+
+    def record(req: ExperienceRequest) -> dict[str, Any]:
+        seen.append(req)
+        return kitchen(req)
+
+    make = lambda: DreamEnv(FunctionExperienceModel(record, initial_state=KITCHEN), max_steps=4)  # noqa: E731
+    with TRLEnvironmentFactory(make, tasks=["store the apple"]) as factory:  # an episode to fork from
+        env = factory()
+        env.reset()
+        env.act("open fridge")
+        stored = env.episode
+    assert stored is not None
+    fork = fork_task(stored.task, stored.transitions)
+    seen.clear()
+    with TRLEnvironmentFactory(make, tasks=[fork], group_size=4) as factory:
+        group = [factory() for _ in range(4)]
+        prompts = [env.reset() for env in group]
+        answers = [env.act("put apple in fridge") for env in group]
+    assert prompts == ["store the apple\n\nCurrent state:\nfridge: open; apple: in hand"] * 4
+    assert all(a.startswith("apple in fridge") for a in answers)
+    assert [[t.action for t in r.history] for r in seen] == [["open fridge"]] * 4  # the fork's past
 
 
 def test_a_real_env_is_recorded_too() -> None:
