@@ -8,6 +8,7 @@ table on stderr.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -60,6 +61,11 @@ def _resolve_provider(model: str, api_base: str | None) -> Provider:
     return get_provider(model, api_base=api_base) if api_base else get_provider(model)
 
 
+class RubricChoice(StrEnum):
+    DREAMGYM = "dreamgym"
+    AGENTWORLD = "agentworld"
+
+
 def _table(report: FidelityReport) -> Table:
     table = Table(title=f"Fidelity of {report.judged} transition(s), judged by {report.model}")
     table.add_column("criterion")
@@ -96,9 +102,16 @@ def fidelity(
     table: Annotated[
         bool, typer.Option("--table/--no-table", help="Print a summary table on stderr.")
     ] = True,
+    rubric: Annotated[
+        RubricChoice,
+        typer.Option(
+            help="dreamgym: the paper's four criteria; agentworld: Qwen-AgentWorld's five dimensions."
+        ),
+    ] = RubricChoice.DREAMGYM,
 ) -> None:
-    """Sample N transitions from a JSONL file and score them 0/1/2 on causal consistency, diversity,
-    informativeness and hallucination."""
+    """Sample N transitions from a JSONL file and score them 0/1/2 on the DreamGym paper's criteria (causal
+    consistency, diversity, informativeness, hallucination) or Qwen-AgentWorld's (format, factuality,
+    consistency, realism, quality)."""
     from dreamgym_sdk.experience.judge import FidelityJudge, JudgeConfig, sample_transitions
 
     transitions = read_transitions(path)
@@ -109,7 +122,7 @@ def fidelity(
     async def run() -> FidelityReport:
         provider = _resolve_provider(model, api_base)
         try:
-            judge = FidelityJudge(provider, config=JudgeConfig(concurrency=concurrency))
+            judge = FidelityJudge(provider, config=JudgeConfig(concurrency=concurrency, rubric=rubric.value))
             return await judge.evaluate(sample, context=transitions)
         finally:
             await provider.aclose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import anyio
@@ -29,11 +30,14 @@ from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, 
 from dreamgym_sdk.types import Task, Transition
 
 __all__ = [
+    "AGENTWORLD_CRITERIA",
     "CRITERIA",
+    "RUBRICS",
     "Criterion",
     "FidelityJudge",
     "FidelityReport",
     "JudgeConfig",
+    "Rubric",
     "TransitionJudgement",
     "parse_judgement",
     "sample_transitions",
@@ -62,21 +66,64 @@ _SYSTEM = (
     '{"rationale": "<a brief justification covering every criterion>", "causal_consistency": <0|1|2>, '
     '"diversity": <0|1|2>, "informativeness": <0|1|2>, "hallucination": <0|1|2>}'
 )
-_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "rationale": {"type": "string"},
-        **{c: {"type": "integer", "enum": [0, 1, 2]} for c in CRITERIA},
-    },
-    "required": ["rationale", *CRITERIA],
-    "additionalProperties": False,
+
+
+AGENTWORLD_CRITERIA: tuple[str, ...] = ("format", "factuality", "consistency", "realism", "quality")
+"""Qwen-AgentWorld's five dimensions (AgentWorldBench), in the order they are reported."""
+_AGENTWORLD_SYSTEM = (
+    "You evaluate the next observation a language world model predicted for an agent's action in a "
+    "simulated environment. A transition is: the state the agent saw, its action, the simulator's "
+    "reasoning, and the next state, reward and termination the simulator produced. Score the predicted "
+    "next state on five dimensions, each 0, 1 or 2, where 2 is best:\n"
+    "- format: does it keep the environment's observation format (layout, fields, labels)?\n"
+    "- factuality: is it correct given the state and the action's semantics (no invented facts)?\n"
+    "- consistency: does it agree with the earlier steps and with everything the state already showed?\n"
+    "- realism: would the real environment plausibly answer this way, including for invalid actions?\n"
+    "- quality: is it complete and specific enough for the agent to act on?\n\n"
+    "Answer with one JSON object and nothing else:\n"
+    '{"rationale": "<a brief justification covering every dimension>", "format": <0|1|2>, '
+    '"factuality": <0|1|2>, "consistency": <0|1|2>, "realism": <0|1|2>, "quality": <0|1|2>}'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rubric:
+    """What a :class:`FidelityJudge` scores: its criteria (each 0, 1 or 2) and the instructions."""
+
+    name: str
+    version: str
+    """Recorded as the report's ``prompt_version``."""
+    criteria: tuple[str, ...]
+    system: str
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of an answer."""
+        return {
+            "type": "object",
+            "properties": {
+                "rationale": {"type": "string"},
+                **{c: {"type": "integer", "enum": [0, 1, 2]} for c in self.criteria},
+            },
+            "required": ["rationale", *self.criteria],
+            "additionalProperties": False,
+        }
+
+
+RUBRICS: dict[str, Rubric] = {
+    "dreamgym": Rubric("dreamgym", _PROMPT_VERSION, CRITERIA, _SYSTEM),
+    "agentworld": Rubric("agentworld", "agentworld-judge-v1", AGENTWORLD_CRITERIA, _AGENTWORLD_SYSTEM),
 }
+"""The rubrics by name: the DreamGym paper's four criteria, and Qwen-AgentWorld's five dimensions."""
 
 
 class JudgeConfig(BaseModel):
     """Settings of :class:`FidelityJudge`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rubric: Literal["dreamgym", "agentworld"] = "dreamgym"
+    """The DreamGym paper's four criteria, or Qwen-AgentWorld's five dimensions (format, factuality,
+    consistency, realism, quality), each scored 0, 1 or 2."""
 
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     max_tokens: int = Field(default=768, ge=32)
@@ -138,16 +185,22 @@ class FidelityReport(BaseModel):
     judgements: list[TransitionJudgement] = Field(default_factory=list[TransitionJudgement])
 
     @classmethod
-    def aggregate(cls, model: str, judgements: Sequence[TransitionJudgement]) -> FidelityReport:
-        """Summarise ``judgements`` (failed ones are counted, not averaged)."""
+    def aggregate(
+        cls, model: str, judgements: Sequence[TransitionJudgement], *, rubric: Rubric | None = None
+    ) -> FidelityReport:
+        """Summarise ``judgements`` under ``rubric`` (default: the paper's; failed ones are counted, not
+        averaged)."""
+        rubric = rubric or RUBRICS["dreamgym"]
+        criteria = rubric.criteria
         scored = [j for j in judgements if j.ok]
-        means = {c: sum(j.scores[c] for j in scored) / len(scored) for c in CRITERIA} if scored else {}
+        means = {c: sum(j.scores[c] for j in scored) / len(scored) for c in criteria} if scored else {}
         counts = {
-            c: {str(s): sum(1 for j in scored if j.scores[c] == s) for s in (0, 1, 2)} for c in CRITERIA
+            c: {str(s): sum(1 for j in scored if j.scores[c] == s) for s in (0, 1, 2)} for c in criteria
         }
         costs = [j.cost_usd for j in judgements]
         return cls(
             model=model,
+            prompt_version=rubric.version,
             judged=len(scored),
             failed=len(judgements) - len(scored),
             means=means,
@@ -184,11 +237,12 @@ class FidelityJudge:
         config: sampling, retries, concurrency and context settings.
     """
 
-    prompt_version = _PROMPT_VERSION
-
     def __init__(self, provider: Provider, *, config: JudgeConfig | None = None) -> None:
         self.provider = provider
         self.config = config or JudgeConfig()
+        self.rubric = RUBRICS[self.config.rubric]
+        """What is scored."""
+        self.prompt_version = self.rubric.version
 
     def build_messages(
         self, transition: Transition, *, history: Sequence[Transition] = (), task: Task | None = None
@@ -213,7 +267,7 @@ class FidelityJudge:
             f"Reward: {t.reward:g} | Done: {str(t.done).lower()} | Success: {str(t.success).lower()}"
         )
         return [
-            ChatMessage(role="system", content=_SYSTEM),
+            ChatMessage(role="system", content=self.rubric.system),
             ChatMessage(role="user", content="\n\n".join(sections)),
         ]
 
@@ -235,13 +289,15 @@ class FidelityJudge:
                     messages=tuple(messages),
                     temperature=config.temperature,
                     max_tokens=config.max_tokens,
-                    response_schema=_SCHEMA if config.structured_output else None,
+                    response_schema=self.rubric.schema() if config.structured_output else None,
                     schema_name="fidelity_judgement",
                 )
             )
             calls.append(response)
             try:
-                scores, rationale = parse_judgement(response.text, finish_reason=response.finish_reason)
+                scores, rationale = parse_judgement(
+                    response.text, finish_reason=response.finish_reason, criteria=self.rubric.criteria
+                )
             except ModelOutputError as exc:
                 last_error = exc
                 continue
@@ -306,11 +362,14 @@ class FidelityJudge:
             if len(errors.exceptions) == 1:
                 raise errors.exceptions[0] from errors
             raise
-        return FidelityReport.aggregate(self.provider.model, [r for r in results if r is not None])
+        judged = [r for r in results if r is not None]
+        return FidelityReport.aggregate(self.provider.model, judged, rubric=self.rubric)
 
 
-def parse_judgement(text: str, *, finish_reason: str | None = None) -> tuple[dict[Criterion, int], str]:
-    """The scores and rationale in a judge's answer.
+def parse_judgement(
+    text: str, *, finish_reason: str | None = None, criteria: Sequence[str] = CRITERIA
+) -> tuple[dict[str, int], str]:
+    """The scores (of ``criteria``, by default the paper's) and rationale in a judge's answer.
 
     Scores may sit at the top level or under ``"scores"``, as integers, integral floats, numeric strings
     or ``{"score": n}`` objects; each must be 0, 1 or 2.
@@ -318,12 +377,12 @@ def parse_judgement(text: str, *, finish_reason: str | None = None) -> tuple[dic
     Raises:
         ModelOutputError: no object, a missing criterion or a score outside {0, 1, 2}.
     """
-    value = extract_json(text, prefer_keys=(*CRITERIA, "scores"), finish_reason=finish_reason).value
+    value = extract_json(text, prefer_keys=(*criteria, "scores"), finish_reason=finish_reason).value
     nested = value.get("scores")
     source: Mapping[str, Any] = cast(dict[str, Any], nested) if isinstance(nested, dict) else value
-    scores: dict[Criterion, int] = {}
+    scores: dict[str, int] = {}
     problems: list[str] = []
-    for criterion in CRITERIA:
+    for criterion in criteria:
         raw: Any = source.get(criterion)
         if isinstance(raw, dict):
             raw = cast(dict[str, Any], raw).get("score")

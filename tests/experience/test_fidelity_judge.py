@@ -9,7 +9,7 @@ from anyio.lowlevel import checkpoint
 
 from dreamgym_sdk import ModelOutputError, ProviderError, Task, Transition
 from dreamgym_sdk.experience import CRITERIA, FidelityJudge, FidelityReport, JudgeConfig, sample_transitions
-from dreamgym_sdk.experience.judge import TransitionJudgement, parse_judgement
+from dreamgym_sdk.experience.judge import AGENTWORLD_CRITERIA, TransitionJudgement, parse_judgement
 from dreamgym_sdk.providers import ChatRequest
 from dreamgym_sdk.testing import FunctionProvider, ScriptedProvider
 
@@ -164,3 +164,30 @@ def test_empty_report_and_sampling() -> None:
     assert sample_transitions(pool, 10, seed=1) == sample_transitions(pool, 10, seed=1)
     assert len({t.id for t in sample_transitions(pool, 10, seed=1)}) == 10
     assert sample_transitions(pool[:3], 10) == pool[:3]
+
+
+async def test_the_agentworld_rubric_scores_five_dimensions() -> None:
+    seen: list[ChatRequest] = []
+
+    def judge_fn(request: ChatRequest) -> str:
+        seen.append(request)
+        scores = {"format": 2, "factuality": 1, "consistency": 2, "realism": 0, "quality": 1}
+        return json.dumps({"rationale": "five dimensions", **scores})
+
+    judge = FidelityJudge(
+        FunctionProvider(judge_fn, model="test/judge"), config=JudgeConfig(rubric="agentworld")
+    )
+    report = await judge.evaluate([transition(0), transition(1)])
+    assert report.means == {
+        "format": 2.0,
+        "factuality": 1.0,
+        "consistency": 2.0,
+        "realism": 0.0,
+        "quality": 1.0,
+    }
+    assert report.overall == pytest.approx(1.2) and report.prompt_version == "agentworld-judge-v1"
+    assert "factuality" in seen[0].messages[0].content
+    schema = seen[0].response_schema
+    assert schema is not None and schema["required"] == ["rationale", *AGENTWORLD_CRITERIA]
+    with pytest.raises(ModelOutputError, match="'realism'"):
+        parse_judgement(verdict(), criteria=AGENTWORLD_CRITERIA)  # the paper's answer misses them
