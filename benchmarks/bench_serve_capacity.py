@@ -211,14 +211,18 @@ def _start_openenv(openenv_python: str, workdir: Path, latency: float) -> tuple[
     return process, url
 
 
-def _measure(command: list[str], server_pids: list[int], sessions: int, steps: int) -> dict[str, Any]:
-    before = sum(_cpu_seconds(pid) for pid in server_pids)
+def _measure(
+    command: list[str], server_pid: int, sessions: int, model_pid: int | None = None
+) -> dict[str, Any]:
+    """Run the client; the figures of one row (CPU per step: the env server's, and the model's apart)."""
+    before = _cpu_seconds(server_pid), _cpu_seconds(model_pid) if model_pid else 0.0
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
     if result.returncode != 0:
         raise RuntimeError(f"client failed: {result.stderr[-2000:]}")
     raw = json.loads(result.stdout.strip().splitlines()[-1])
     latencies = sorted(raw["latencies"])
-    server_cpu = sum(_cpu_seconds(pid) for pid in server_pids) - before
+    server_cpu = _cpu_seconds(server_pid) - before[0]
+    model_cpu = (_cpu_seconds(model_pid) - before[1]) if model_pid else None
 
     def quantile(q: float) -> float | None:
         return round(latencies[min(len(latencies) - 1, int(len(latencies) * q))], 3) if latencies else None
@@ -230,6 +234,9 @@ def _measure(command: list[str], server_pids: list[int], sessions: int, steps: i
         "step_p99_s": quantile(0.99),
         "steps_per_s": round(len(latencies) / raw["elapsed"], 1),
         "server_cpu_ms_per_step": round(server_cpu / max(1, len(latencies)) * 1e3, 3),
+        "model_server_cpu_ms_per_step": None
+        if model_cpu is None
+        else round(model_cpu / max(1, len(latencies)) * 1e3, 3),
         "errors": raw["errors"],
     }
 
@@ -258,9 +265,7 @@ def main() -> None:
         ours, url = _start_ours(model_url, sessions)
         try:
             client = [sys.executable, __file__, "--client", url, "--sessions", str(sessions)]
-            row["dreamgym"] = _measure(
-                [*client, "--steps", str(args.steps)], [ours.pid, model.pid], sessions, args.steps
-            )
+            row["dreamgym"] = _measure([*client, "--steps", str(args.steps)], ours.pid, sessions, model.pid)
         finally:
             _stop(ours)
             model.terminate()
@@ -279,7 +284,7 @@ def main() -> None:
                             str(sessions),
                             str(args.steps),
                         ]
-                        row["openenv"] = _measure(client, [server.pid], sessions, args.steps)
+                        row["openenv"] = _measure(client, server.pid, sessions)
                     finally:
                         _stop(server)
         print(json.dumps(row), file=sys.stderr)  # progress: one line per session count
