@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ModelOutputError
-from dreamgym_sdk.experience.base import ExperienceRequest, Prediction, derive_seed
+from dreamgym_sdk.experience.base import ExperienceOutput, ExperienceRequest, Prediction, derive_seed
 from dreamgym_sdk.experience.parsing import (
     AnswerFormat,
     RewardMode,
@@ -38,7 +38,7 @@ from dreamgym_sdk.experience.prompts import (
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, Provider
 from dreamgym_sdk.replay.base import Retriever, SearchHit
-from dreamgym_sdk.types import Provenance, Source, Task
+from dreamgym_sdk.types import Provenance, Source, Task, Transition
 
 __all__ = [
     "ReasoningConfig",
@@ -118,6 +118,11 @@ class ReasoningConfig(BaseModel):
     structured_output: bool = True
     """Pass the JSON schema of the answer as ``response_schema`` (used by providers that support it; never
     with ``answer_format="sections"``)."""
+    exact_replay: bool = False
+    """Answer with the game's own outcome when a retrieved real transition of the same task has the very
+    state and action asked about (a deterministic environment answers the same again), and ask the model
+    only about what the data has never shown. Such steps record ``prompt_version`` ``"exact-replay"`` and
+    the transition they copy in ``retrieved_ids``."""
     template: PromptTemplate = DEFAULT_TEMPLATE
     """The prompt texts; their ``version`` is recorded in every transition's provenance."""
 
@@ -190,6 +195,8 @@ class ReasoningExperienceModel:
         """
         config = self.config
         hits = await self.retrieve(request)
+        if config.exact_replay and (known := _same_step(request, hits)) is not None:
+            return _replayed(known, config.reward_mode, config.use_reasoning)
         base = build_messages(request, hits, config)
         messages = base
         schema = (
@@ -328,6 +335,35 @@ class ReasoningExperienceModel:
             raw_text=last_error.raw_text,
             attempts=config.max_retries + 1,
         )
+
+
+def _same_step(request: ExperienceRequest, hits: Sequence[SearchHit]) -> Transition | None:
+    """The retrieved real transition of the request's task with its very state and action, if any."""
+    task_ids = {request.task.id, request.task.parent_id}
+    for hit in hits:
+        t = hit.transition
+        if (
+            t.source is Source.REAL
+            and t.task_id in task_ids
+            and t.state == request.state
+            and same_action(t.action, request.action)
+        ):
+            return t
+    return None
+
+
+def _replayed(known: Transition, reward_mode: RewardMode, use_reasoning: bool) -> Prediction:
+    """A real transition's outcome as the prediction (its reward in the model's reward mode)."""
+    reward = (1.0 if known.success else 0.0) if reward_mode == "outcome" else min(max(known.reward, 0.0), 1.0)
+    output = ExperienceOutput(
+        reasoning=known.reasoning if use_reasoning else "",
+        next_state=known.next_state,
+        reward=reward,
+        done=known.terminated,
+        success=known.success,
+    )
+    provenance = Provenance(model="replay", prompt_version="exact-replay", retrieved_ids=(known.id,))
+    return Prediction(output, provenance, {"attempts": 0, "exact_replay": True})
 
 
 def same_action_first(hits: Sequence[SearchHit], action: str) -> list[SearchHit]:

@@ -448,3 +448,40 @@ async def test_task_scoped_retrieval_prefers_the_tasks_own_transitions() -> None
     assert await retrieved("action", TASK, 1, "kick door") == ("door-kick",)
     assert await retrieved("action", TASK, 4, "kick door") == ("door-kick", "door-0", "door-1", "other-0")
     assert await retrieved("action", variation, 2) == ("door-0", "door-1")
+
+
+async def test_exact_replay_answers_known_steps_from_the_buffer() -> None:
+    from dreamgym_sdk.embeddings import HashingEmbedder
+    from dreamgym_sdk.replay import InMemoryReplayBuffer
+
+    task = Task(id="kitchen", instruction="cook", initial_state="kitchen; knife on table")
+    known = Transition(
+        task_id="kitchen", episode_id="e", step=0, state="kitchen; knife on table", action="dice carrot",
+        reasoning="the recipe wants it sliced", next_state="You lost.", reward=0.0, terminated=True,
+        source=Source.REAL,
+    )  # fmt: skip
+    calls: list[ChatRequest] = []
+
+    def llm(request: ChatRequest) -> str:
+        calls.append(request)
+        return answer("kitchen; carrot diced")
+
+    async with InMemoryReplayBuffer(embedder=HashingEmbedder()) as buffer:
+        await buffer.add([known])
+        config = ReasoningConfig(exact_replay=True, retrieval_scope="action", k=1)
+        model = ReasoningExperienceModel(FunctionProvider(llm), retriever=buffer, config=config)
+        replayed = await model.predict(ExperienceRequest(task=task, state=known.state, action="Dice  carrot"))
+        assert not calls  # the game's own answer, no model call
+        assert (replayed.output.next_state, replayed.output.done, replayed.output.reward) == (
+            "You lost.",
+            True,
+            0.0,
+        )
+        assert replayed.provenance.retrieved_ids == (known.id,) and replayed.info["exact_replay"]
+        other = await model.predict(
+            ExperienceRequest(task=task, state="kitchen; knife in hand", action="dice carrot")
+        )
+        assert len(calls) == 1 and other.output.next_state == "kitchen; carrot diced"  # unknown state: asked
+        elsewhere = task.model_copy(update={"id": "other-kitchen"})
+        await model.predict(ExperienceRequest(task=elsewhere, state=known.state, action="dice carrot"))
+        assert len(calls) == 2  # another game's transition is only an example
