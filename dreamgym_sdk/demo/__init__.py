@@ -219,12 +219,15 @@ class _Demo:
 
     def _check_settings(self) -> None:
         """Stages are reused from the run directory, so refuse one made with other settings (more or other
-        seeds are fine: each seed has its own directory)."""
+        seeds are fine: each seed has its own directory; so is ``allow_idle_arms``, which changes how an
+        idle arm is reported, not what any stage makes: the error that names it asks for a re-run with it)."""
         path = self.out / "demo-config.json"
-        current = self.config.model_dump(mode="json", exclude={"seeds"})
+        free = {"seeds", "allow_idle_arms"}
+        current = self.config.model_dump(mode="json", exclude=free)
         if path.exists():
             # a setting added since the run was made has its default there (a new field keeps the old way)
-            saved = DemoConfig().model_dump(mode="json", exclude={"seeds"}) | json.loads(path.read_text())
+            saved = DemoConfig().model_dump(mode="json", exclude=free) | json.loads(path.read_text())
+            saved = {k: v for k, v in saved.items() if k not in free}
             changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
             if changed:
                 raise ConfigError(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
 from typer.testing import CliRunner
 
 from dreamgym_sdk.cli import app
@@ -152,6 +153,16 @@ def test_a_run_directory_made_with_other_settings_is_refused(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path), "--set", "rl_iterations=5"])
     assert result.exit_code == 2
     assert "rl_iterations" in result.output and "other settings" in result.output
+
+
+def test_reporting_idle_arms_is_not_a_setting_of_the_run(tmp_path: Path) -> None:
+    # the error for an arm that trained on nothing asks for a re-run with allow_idle_arms=true: same run
+    from dreamgym_sdk.demo import _Demo  # pyright: ignore[reportPrivateUsage]
+
+    config = DemoConfig.quick()
+    (tmp_path / "demo-config.json").write_text(json.dumps(config.model_dump(mode="json", exclude={"seeds"})))
+    flipped = config.model_copy(update={"allow_idle_arms": not config.allow_idle_arms})
+    _Demo(flipped, tmp_path, Console())._check_settings()  # pyright: ignore[reportPrivateUsage]
 
 
 def test_an_arm_that_trained_on_nothing_is_named() -> None:
