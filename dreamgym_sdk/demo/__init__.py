@@ -2,7 +2,8 @@
 
 1. generate TextWorld cooking games: a training split and held-out games;
 2. collect offline real episodes on the training games (expert, noisy-expert and random players), and
-   random players' exploration episodes that only the experience model learns from;
+   exploration that only the experience model learns from (random players' episodes, and every command
+   the game admits tried once in every state of its solution);
 3. distil a tiny local reasoning experience model from both, grounded on a LanceDB buffer on disk;
 4. behaviour-clone a small policy on the offline episodes (the SFT policy; every RL arm starts from it);
 5. per seed, train with GRPO: in the real games (real-environment RL), purely in the synthetic
@@ -85,7 +86,8 @@ class DemoResult(BaseModel):
     offline_transitions: int
     """The demonstrations every policy but random starts from (behaviour cloning, grounding)."""
     exploration_transitions: int = 0
-    """The random players' transitions that only ground and train the experience model."""
+    """The exploration transitions (random play, solution branches) that only ground and train the experience
+    model."""
     experience_model: str
     arms: dict[str, list[ArmSummary]]
     """Per evaluation mode (``greedy``: temperature 0; ``sampled``: temperature 1, as trained), one row per

@@ -153,7 +153,10 @@ def results_table(
         f"Every policy but random starts from the same {offline_transitions:,} offline real transitions."
     )
     if exploration_transitions:
-        table.caption += f" The experience model also learns from {exploration_transitions:,} of random play."
+        table.caption += (
+            f" The experience model also learns from {exploration_transitions:,} of exploration (random play,"
+            " and each training game's solution branched at every step)."
+        )
     return table
 
 
