@@ -152,7 +152,7 @@ OPENENV_PYTHON = os.environ.get("DREAMGYM_OPENENV_PYTHON")
 
 @pytest.mark.skipif(
     not OPENENV_PYTHON,
-    reason="set DREAMGYM_OPENENV_PYTHON to a Python with `openenv` installed (not installable here)",
+    reason="set DREAMGYM_OPENENV_PYTHON to the Python of a venv with `pip install openenv` (CI does)",
 )
 async def test_against_openenvs_own_echo_server(tmp_path: Path) -> None:
     """OpenEnv's generated echo environment, served by OpenEnv's own server with uvicorn on 127.0.0.1."""
