@@ -60,7 +60,7 @@ def rescore(
         raise typer.BadParameter("give exactly one reward source: --rule module:function or --judge MODEL")
     into_file = output.endswith(JSONL)
     from_file = source.endswith(JSONL)
-    if not from_file and not Path(source).exists():
+    if not Path(source).exists():
         raise typer.BadParameter(f"no such file or buffer: {source!r}", param_hint="SOURCE")
     if Path(output).exists():
         raise typer.BadParameter(f"{output!r} exists: rescoring writes a new version, never over one")
@@ -105,8 +105,11 @@ async def _rescore(
 ) -> dict[str, object]:
     from dreamgym_sdk.experience.rewards import JudgeReward, rescore
 
-    transitions = await _read(source)
-    rescored, report = await rescore(transitions, reward, tasks=tasks)
+    try:
+        rescored, report = await rescore(await _read(source), reward, tasks=tasks)
+    finally:
+        if isinstance(reward, JudgeReward):
+            await reward.provider.aclose()
     if output.endswith(JSONL):
         _write_jsonl(Path(output), rescored)
     else:
@@ -114,7 +117,6 @@ async def _rescore(
     result: dict[str, object] = {"source": source, "output": output, "reward_source": reward.name}
     result |= dataclasses.asdict(report)
     if isinstance(reward, JudgeReward):
-        await reward.provider.aclose()
         result["judge_calls"] = reward.calls
         result["judge_usage"] = reward.usage.model_dump()
     return result

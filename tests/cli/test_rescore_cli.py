@@ -106,3 +106,12 @@ def test_rescore_mistakes_are_one_line(tmp_path: Path, args: list[str], message:
     result = CliRunner().invoke(app, ["rescore", str(stored), "-o", str(tmp_path / "o.jsonl"), *args])
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_missing_input_is_refused(tmp_path: Path, rule_module: str) -> None:
+    missing = str(tmp_path / "nothing.jsonl")
+    result = CliRunner().invoke(
+        app, ["rescore", missing, "-o", str(tmp_path / "o.jsonl"), "--rule", rule_module]
+    )
+    assert result.exit_code == 2 and "no such file or buffer" in result.output
+    assert not (tmp_path / "o.jsonl").exists()
