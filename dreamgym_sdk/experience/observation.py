@@ -15,10 +15,11 @@ import re
 import time
 
 from dreamgym_sdk.errors import ModelOutputError
-from dreamgym_sdk.experience.base import ExperienceOutput, ExperienceRequest, Prediction, derive_seed
+from dreamgym_sdk.experience.base import ExperienceOutput, ExperienceRequest, Prediction
 from dreamgym_sdk.experience.prompts import clip_text
+from dreamgym_sdk.experience.reasoning import attempt_seed, calls_provenance
 from dreamgym_sdk.providers.base import ChatMessage, ChatRequest, ChatResponse, Provider
-from dreamgym_sdk.types import Provenance, Task
+from dreamgym_sdk.types import Task
 
 __all__ = ["AGENTWORLD_SYSTEM_PROMPT", "ObservationWorldModel", "parse_predicted_observation"]
 
@@ -126,10 +127,12 @@ class ObservationWorldModel:
         started = time.perf_counter()
         error: ModelOutputError | None = None
         for attempt in range(self.max_retries + 1):
-            seed = request.seed if attempt == 0 else derive_seed(request.seed, "attempt", attempt)
             response = await self.provider.complete(
                 ChatRequest(
-                    messages=messages, temperature=self.temperature, max_tokens=self.max_tokens, seed=seed
+                    messages=messages,
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    seed=attempt_seed(request.seed, attempt),
                 )
             )
             calls.append(response)
@@ -139,15 +142,9 @@ class ObservationWorldModel:
                 error = exc
                 continue
             output = ExperienceOutput(reasoning=reasoning, next_state=observation, reward=0.0, done=False)
-            provenance = Provenance(
-                model=self.provider.model,
-                prompt_version="agentworld-v1",
-                prompt_tokens=sum(c.usage.prompt_tokens for c in calls),
-                completion_tokens=sum(c.usage.completion_tokens for c in calls),
-                latency_s=time.perf_counter() - started,
-                cached=response.cached,
-                reward_source="none",
-            )
+            elapsed = time.perf_counter() - started
+            provenance = calls_provenance(self.provider.model, "agentworld-v1", (), calls, elapsed)
+            provenance = provenance.model_copy(update={"reward_source": "none"})
             return Prediction(output, provenance, {"attempts": len(calls)})
         assert error is not None
         raise ModelOutputError(

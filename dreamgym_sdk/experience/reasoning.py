@@ -214,7 +214,7 @@ class ReasoningExperienceModel:
                 temperature=config.temperature,
                 top_p=config.top_p,
                 max_tokens=max_tokens,
-                seed=_attempt_seed(self._seed(request), attempt),
+                seed=attempt_seed(self._seed(request), attempt),
                 response_schema=schema,
                 schema_name="experience_output",
             )
@@ -246,7 +246,7 @@ class ReasoningExperienceModel:
                 if config.retry_with_feedback:
                     messages = [*base, *self._feedback(response.text, exc)]
                 continue
-            provenance = _provenance(self.provider.model, self.prompt_version, hits, calls, elapsed)
+            provenance = calls_provenance(self.provider.model, self.prompt_version, hits, calls, elapsed)
             info: dict[str, object] = {"attempts": len(calls), "repairs": list(parsed.repairs)}
             return Prediction(parsed.output, provenance, info)
         assert last_error is not None
@@ -309,7 +309,7 @@ class ReasoningExperienceModel:
                     temperature=config.temperature,
                     top_p=config.top_p,
                     max_tokens=config.initial_state_max_tokens,
-                    seed=_attempt_seed(
+                    seed=attempt_seed(
                         derive_seed(task.id, task.instruction) if config.deterministic else None, attempt
                     ),
                     response_schema=schema if config.structured_output else None,
@@ -389,13 +389,13 @@ def _normalized(action: str) -> str:
     return " ".join(action.lower().split())
 
 
-def _attempt_seed(seed: int | None, attempt: int) -> int | None:
+def attempt_seed(seed: int | None, attempt: int) -> int | None:
     """The request's seed on the first attempt; a distinct, deterministic seed on each retry (also for an
     unseeded request: a cached temperature-0 answer must not come back on the retry)."""
     return seed if attempt == 0 else derive_seed(seed, "attempt", attempt)
 
 
-def _provenance(
+def calls_provenance(
     model: str, version: str, hits: Sequence[SearchHit], calls: Sequence[ChatResponse], elapsed: float
 ) -> Provenance:
     """Provenance summed over every call of one step (retries included): tokens, wall time of the calls,
