@@ -33,8 +33,8 @@ test: $(STAMP)
 	@$(BIN)/pytest $(ARGS)
 
 lint: $(STAMP)
-	@echo "==> ruff, pyright"
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/pyright -p pyproject.toml
+	@echo "==> ruff, pyright, import layers"
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/pyright -p pyproject.toml && $(BIN)/lint-imports
 
 docs: $(STAMP)
 	@echo "==> mkdocs build --strict"

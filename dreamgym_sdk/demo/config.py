@@ -31,7 +31,10 @@ class DemoConfig(BaseModel):
     train_games: int = Field(default=60, ge=2)
     """TextWorld cooking games to collect offline data and train on (seeds ``0..train_games-1``)."""
     held_out_games: int = Field(default=40, ge=1)
-    """Games only ever used for the final evaluation (the next seeds)."""
+    """Games only ever used for the final evaluation (seeds from ``held_out_seed`` on)."""
+    held_out_seed: int | None = Field(default=None, ge=0)
+    """Seed of the first held-out game; ``None``: the seed after the last training game. A documented run
+    sets one no earlier run looked at, so no choice was tuned on the games it reports."""
     episodes_per_game: int = Field(default=5, ge=1)
     """Offline episodes collected per training game (expert, noisy expert and random players)."""
     exploration_episodes_per_game: int = Field(default=5, ge=0)
@@ -120,6 +123,11 @@ class DemoConfig(BaseModel):
             raise ValueError("seeds must name at least one seed")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds must be distinct")
+        if self.held_out_seed is not None and self.held_out_seed < self.train_games:
+            raise ValueError(
+                f"held_out_seed ({self.held_out_seed}) must be at least train_games ({self.train_games}): "
+                "the training games are seeds 0..train_games-1"
+            )
         weights = self.experience_variants.values()
         if any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError("experience_variants needs non-negative weights with a positive sum")

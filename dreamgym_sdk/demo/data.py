@@ -29,8 +29,9 @@ async def make_games(
     """Generate (or reuse) the training games and the held-out games; returns ``(train, held_out)``."""
     from dreamgym_sdk.integrations.textworld import generate_games
 
-    total = config.train_games + config.held_out_games
-    games = await generate_games(config.game, directory, range(total), workers=2, on_game=on_game)
+    first = config.train_games if config.held_out_seed is None else config.held_out_seed
+    seeds = [*range(config.train_games), *range(first, first + config.held_out_games)]
+    games = await generate_games(config.game, directory, seeds, workers=2, on_game=on_game)
     return games[: config.train_games], games[config.train_games :]
 
 

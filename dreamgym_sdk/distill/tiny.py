@@ -11,13 +11,13 @@ extra.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.distill.dataset import SFTExample
+from dreamgym_sdk.tiny_models import frequent_lines
 
 __all__ = ["StudentConfig", "build_student", "frequent_lines"]
 
@@ -46,22 +46,6 @@ class StudentConfig(BaseModel):
     """How many examples the tokenizer is trained on (evenly spread over the data)."""
 
 
-def frequent_lines(texts: Iterable[str], *, min_share: float, min_chars: int, limit: int = 256) -> list[str]:
-    """The lines (stripped) found in at least ``min_share`` of ``texts``, longest first, at most ``limit``
-    of them; each is counted once per text.
-
-    Without their newline, they match in the prompt and inside the answer's JSON strings alike (where a
-    newline is written ``\\n``), so a state line copied from the prompt is the same token in the answer.
-    """
-    counts: Counter[str] = Counter()
-    total = 0
-    for text in texts:
-        total += 1
-        counts.update({line.strip() for line in text.splitlines() if len(line.strip()) >= min_chars})
-    lines = [line for line, n in counts.items() if n >= min_share * total]
-    return sorted(lines, key=lambda line: (-len(line), line))[:limit]
-
-
 def _spread(examples: Sequence[SFTExample], n: int) -> list[SFTExample]:
     if len(examples) <= n:
         return list(examples)
@@ -74,7 +58,7 @@ def build_student(out_dir: str | Path, examples: Sequence[SFTExample], config: S
 
     Blocking (trains a tokenizer): call it from a worker thread in async code.
     """
-    from dreamgym_sdk.testing.tiny_models import build_tiny_model
+    from dreamgym_sdk.tiny_models import build_tiny_model
 
     sample = _spread(examples, config.tokenizer_examples)
     corpus: list[str] = []

@@ -13,7 +13,7 @@ import anyio
 import numpy as np
 from numpy.typing import NDArray
 
-from dreamgym_sdk.replay.base import Embedder
+from dreamgym_sdk.embeddings.base import Embedder
 
 __all__ = ["CachedEmbedder"]
 

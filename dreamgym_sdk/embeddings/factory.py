@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dreamgym_sdk.embeddings.base import Embedder
 from dreamgym_sdk.errors import ConfigError
-from dreamgym_sdk.replay.base import Embedder
 
 __all__ = ["DEFAULT_EMBEDDER", "embedder_for_name", "make_embedder"]
 

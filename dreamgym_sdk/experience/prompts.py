@@ -21,22 +21,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from dreamgym_sdk.experience.base import ExperienceRequest
-from dreamgym_sdk.experience.parsing import outcome_line
+from dreamgym_sdk.experience.parsing import AnswerFormat, RewardMode, outcome_line
 from dreamgym_sdk.providers.base import ChatMessage
 from dreamgym_sdk.replay.base import SearchHit
 from dreamgym_sdk.types import Task, Transition
 
-if TYPE_CHECKING:
-    from dreamgym_sdk.experience.reasoning import ReasoningConfig
-
 __all__ = [
     "DEFAULT_TEMPLATE",
     "HistoryWindow",
+    "PromptSettings",
     "PromptTemplate",
     "build_initial_state_messages",
     "build_messages",
@@ -233,7 +231,33 @@ def render_retrieved(
     return "\n\n".join(blocks)
 
 
-def prompt_version(config: ReasoningConfig) -> str:
+class PromptSettings(Protocol):
+    """What the prompt builders read of their settings (:class:`~dreamgym_sdk.experience.ReasoningConfig`
+    has them all): the inputs shown, their sizes, the answer asked for and the texts."""
+
+    @property
+    def use_history(self) -> bool: ...
+    @property
+    def use_retrieval(self) -> bool: ...
+    @property
+    def use_reasoning(self) -> bool: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def history_window(self) -> int: ...
+    @property
+    def history_max_chars(self) -> int: ...
+    @property
+    def example_max_chars(self) -> int: ...
+    @property
+    def reward_mode(self) -> RewardMode: ...
+    @property
+    def answer_format(self) -> AnswerFormat: ...
+    @property
+    def template(self) -> PromptTemplate: ...
+
+
+def prompt_version(config: PromptSettings) -> str:
     """The template version plus the switches that change the prompt, e.g. ``exp-v1`` or
     ``exp-v1/no-history,no-reasoning``."""
     flags = [
@@ -273,7 +297,7 @@ def experience_schema(*, use_reasoning: bool = True) -> dict[str, Any]:
 
 
 def build_messages(
-    request: ExperienceRequest, retrieved: Sequence[Transition | SearchHit], config: ReasoningConfig
+    request: ExperienceRequest, retrieved: Sequence[Transition | SearchHit], config: PromptSettings
 ) -> list[ChatMessage]:
     """The chat messages asking for the transition of ``request`` (pure: same inputs, same messages).
 
@@ -323,7 +347,7 @@ def build_messages(
 
 
 def build_initial_state_messages(
-    task: Task, config: ReasoningConfig, examples: Sequence[Transition | SearchHit] = ()
+    task: Task, config: PromptSettings, examples: Sequence[Transition | SearchHit] = ()
 ) -> list[ChatMessage]:
     """The chat messages asking for the initial state of ``task``.
 

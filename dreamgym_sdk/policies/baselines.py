@@ -1,4 +1,4 @@
-"""Baseline policies: uniformly random actions, and the scripted doubles re-exported for convenience."""
+"""Baseline policies: uniformly random actions (scripted ones: :mod:`dreamgym_sdk.testing`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dreamgym_sdk.policies.base import admissible_actions
-from dreamgym_sdk.testing.doubles import FunctionPolicy, ScriptedPolicy
 from dreamgym_sdk.types import Task, Transition
 
-__all__ = ["FunctionPolicy", "RandomPolicy", "ScriptedPolicy"]
+__all__ = ["RandomPolicy"]
 
 
 class RandomPolicy:

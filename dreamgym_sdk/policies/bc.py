@@ -114,8 +114,7 @@ def build_policy_model(
         corpus: texts of the environment the tokenizer is trained on.
         config: model and tokenizer sizes.
     """
-    from dreamgym_sdk.distill.tiny import frequent_lines
-    from dreamgym_sdk.testing.tiny_models import build_tiny_model
+    from dreamgym_sdk.tiny_models import build_tiny_model, frequent_lines
 
     cfg = config or TinyPolicyConfig()
     texts = list(corpus)

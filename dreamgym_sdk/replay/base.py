@@ -1,4 +1,5 @@
-"""Protocols of the replay buffer: retrieval for grounding, storage of transitions, and embedders."""
+"""Protocols of the replay buffer: retrieval for grounding and storage of transitions (the embedder they
+use is :class:`~dreamgym_sdk.embeddings.Embedder`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
+from dreamgym_sdk.embeddings.base import Embedder
 from dreamgym_sdk.types import Source, Transition
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
+    pass
 
 __all__ = ["Embedder", "ReplayBuffer", "ReplayStats", "Retriever", "SearchHit"]
 
@@ -39,29 +40,6 @@ class Retriever(Protocol):
         source: Source | None = Source.REAL,
     ) -> list[SearchHit]:
         """The ``k`` nearest transitions, best first; real ones only unless ``source`` says otherwise."""
-        ...
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Turns texts into unit-length float32 vectors; cosine similarity is then a dot product.
-
-    ``name`` identifies the model and its settings: vectors from embedders with different names are
-    not comparable, so a replay table remembers the name it was built with.
-    """
-
-    @property
-    def name(self) -> str:
-        """A stable identifier of the model and its settings (e.g. ``"minilm-l6-v2"``)."""
-        ...
-
-    @property
-    def dim(self) -> int:
-        """Length of every vector."""
-        ...
-
-    async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Embed ``texts`` as an array of shape ``(len(texts), dim)``, each row L2-normalised."""
         ...
 
 

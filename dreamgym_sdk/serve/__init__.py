@@ -16,7 +16,7 @@ websockets), imported when a server starts.
 
 from dreamgym_sdk.serve._transport import ReconnectPolicy
 from dreamgym_sdk.serve.admission import admitting_episodes
-from dreamgym_sdk.serve.client import TOKEN_ENV, Client
+from dreamgym_sdk.serve.client import TOKEN_ENV, Client, SyncClient
 from dreamgym_sdk.serve.config import TOKENS_ENV, ServeConfig, load_config
 from dreamgym_sdk.serve.errors import (
     AuthenticationError,
@@ -33,7 +33,6 @@ from dreamgym_sdk.serve.models import EchoExperienceModel, open_experience_model
 from dreamgym_sdk.serve.protocol import ErrorDetail, ObservationResponse, SessionState
 from dreamgym_sdk.serve.server import EnvServer
 from dreamgym_sdk.serve.sessions import EnvFactory
-from dreamgym_sdk.serve.sync import SyncClient
 
 __all__ = [
     "TOKENS_ENV",

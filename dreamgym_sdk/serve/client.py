@@ -3,13 +3,20 @@
 A :class:`Client` is a recording env like a local :class:`~dreamgym_sdk.DreamEnv`: it keeps the
 episode's transitions (with the server's ids, reasoning and provenance) and publishes
 ``EpisodeStarted`` / ``TransitionRecorded`` / ``EpisodeCompleted`` on its bus, so rollouts, evaluation
-and training use a remote environment exactly like a local one.
+and training use a remote environment exactly like a local one. :class:`SyncClient` is its blocking façade
+for code that is not async (like OpenEnv's ``client.sync()``): it runs an event loop in a background thread
+(an anyio blocking portal) and forwards every call to it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Literal
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from dreamgym_sdk.bus import EventBus
 from dreamgym_sdk.env import RecordedEnv, TaskLike
@@ -18,12 +25,9 @@ from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.serve._transport import HttpTransport, ReconnectPolicy, Transport, WebSocketTransport
 from dreamgym_sdk.serve.errors import ServeError
 from dreamgym_sdk.serve.protocol import SessionState
-from dreamgym_sdk.types import Provenance, Source, StepResult, Task, Transition, new_id, sample_of
+from dreamgym_sdk.types import Episode, Provenance, Source, StepResult, Task, Transition, new_id, sample_of
 
-if TYPE_CHECKING:
-    from dreamgym_sdk.serve.sync import SyncClient
-
-__all__ = ["TOKEN_ENV", "Client"]
+__all__ = ["TOKEN_ENV", "Client", "SyncClient"]
 
 TOKEN_ENV = "DREAMGYM_SERVE_TOKEN"
 """Environment variable the client reads its bearer token from when none is given."""
@@ -203,12 +207,88 @@ class Client(RecordedEnv):
         Raises:
             RuntimeError: the client was already used.
         """
-        from dreamgym_sdk.serve.sync import SyncClient
-
         if self._count or self._closed:
             raise RuntimeError("sync() needs a fresh client: this one was already used from async code")
 
         return SyncClient(self)
+
+
+class SyncClient:
+    """Blocking ``reset`` / ``step`` / ``state`` / ``close`` over an async :class:`Client`.
+
+    ```python
+    with Client(url, token=token).sync() as env:
+        obs, info = env.reset(task="open the door")
+        obs, reward, terminated, truncated, info = env.step("open door")
+    ```
+
+    Do not call it from inside a running event loop's thread: it blocks that thread.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        """The async client every call goes to."""
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._portal: BlockingPortal | None = None
+
+    def _portal_now(self) -> BlockingPortal:
+        if self._portal is None:
+            self._portal_cm = start_blocking_portal("asyncio")
+            self._portal = self._portal_cm.__enter__()
+        return self._portal
+
+    def reset(
+        self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """See :meth:`Client.reset`."""
+
+        async def call() -> tuple[str, dict[str, Any]]:
+            return await self.client.reset(task=task, seed=seed, options=options)
+
+        return self._portal_now().call(call)
+
+    def step(self, action: str) -> StepResult:
+        """See :meth:`Client.step`."""
+        return self._portal_now().call(self.client.step, action)
+
+    def state(self) -> SessionState:
+        """See :meth:`Client.state`."""
+        return self._portal_now().call(self.client.state)
+
+    @property
+    def session_id(self) -> str | None:
+        """See :attr:`Client.session_id`."""
+        return self.client.session_id
+
+    @property
+    def history(self) -> tuple[Transition, ...]:
+        """The current episode's transitions so far."""
+        return self.client.history
+
+    @property
+    def episode(self) -> Episode | None:
+        """The current (or last) episode so far."""
+        return self.client.episode
+
+    def close(self) -> None:
+        """Close the client and stop the background event loop; idempotent."""
+        portal_cm, portal = self._portal_cm, self._portal
+        self._portal_cm = self._portal = None
+        if portal_cm is None or portal is None:
+            anyio.run(self.client.close)  # never used: nothing is open, but the client must end closed
+            return
+        try:
+            portal.call(self.client.close)
+        finally:
+            portal_cm.__exit__(None, None, None)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def _http_base(url: str) -> str:

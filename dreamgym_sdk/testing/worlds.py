@@ -60,7 +60,7 @@ def key_and_door_tasks(n: int) -> list[Task]:
 
 def build_key_and_door_model(out_dir: str | Path) -> Path:
     """Build and save the tiny untrained chat model the world's policy starts from (no network)."""
-    from dreamgym_sdk.testing.tiny_models import build_tiny_model
+    from dreamgym_sdk.tiny_models import build_tiny_model
 
     corpus = [*KEY_AND_DOOR_ACTIONS, _START, *(f"you did: {a}" for a in KEY_AND_DOOR_ACTIONS)]
     return build_tiny_model(out_dir, corpus * 5, hidden=32, layers=1, heads=2)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 import anyio
 
@@ -32,10 +33,8 @@ from dreamgym_sdk.training.loop import DreamGymTrainer, MetricsHook
 from dreamgym_sdk.training.ppo import PPOBackend
 from dreamgym_sdk.types import Episode, Task
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = [
+    "ADMISSIBLE_ENTRY_POINTS",
     "admissible_for",
     "distilled_model_dir",
     "dream_env_factory",
@@ -43,9 +42,6 @@ __all__ = [
     "read_tasks",
     "train",
 ]
-
-TEXTWORLD = "textworld"
-"""``Task.environment`` of TextWorld tasks (``dreamgym_sdk.integrations.textworld.ENVIRONMENT``)."""
 
 
 def read_tasks(path: str | Path, *, require_initial_state: bool = False) -> list[Task]:
@@ -94,17 +90,25 @@ async def open_experience_model(config: TrainConfig) -> AsyncGenerator[Reasoning
         yield model
 
 
-def admissible_for(task: TaskLike | None) -> Callable[[str], Sequence[str]] | None:
-    """What lists the admissible actions of a state of ``task`` in the synthetic environment: TextWorld's
-    command grammar for TextWorld tasks (the game kind read from the task's spec), nothing for others."""
-    if not isinstance(task, Task) or task.environment != TEXTWORLD:
-        return None
-    from dreamgym_sdk.integrations.textworld import admissible_commands
+ADMISSIBLE_ENTRY_POINTS = "dreamgym_sdk.admissible"
+"""Entry-point group through which an integration lists the admissible actions of its tasks' states: the
+entry named after ``Task.environment`` is a callable ``(task) -> (state -> actions)``. TextWorld's is
+:func:`~dreamgym_sdk.integrations.textworld.task_admissible`; declare your own in your package's
+``pyproject.toml`` (``[project.entry-points."dreamgym_sdk.admissible"]``)."""
 
-    spec: object = task.metadata.get("spec")
-    custom = isinstance(spec, dict) and cast(dict[str, Any], spec).get("kind") == "custom"
-    kind = "custom" if custom else "cooking"
-    return functools.partial(admissible_commands, kind=kind)
+
+@functools.cache
+def _admissible_plugins() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ADMISSIBLE_ENTRY_POINTS)}
+
+
+def admissible_for(task: TaskLike | None) -> Callable[[str], Sequence[str]] | None:
+    """What lists the admissible actions of a state of ``task`` in the synthetic environment: the
+    :data:`ADMISSIBLE_ENTRY_POINTS` entry of its environment (TextWorld's command grammar for TextWorld
+    tasks, of the game kind the task's spec names), nothing for environments without one."""
+    if not isinstance(task, Task) or (entry := _admissible_plugins().get(task.environment)) is None:
+        return None
+    return entry.load()(task)
 
 
 class _TaskDreamEnv(DreamEnv):

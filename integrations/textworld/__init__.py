@@ -14,7 +14,7 @@ async with TextWorldEnv(games[0], max_steps=30) as env:
 ```
 """
 
-from .actions import GameKind, admissible_commands
+from .actions import GameKind, admissible_commands, task_admissible
 from .catalog import GameCatalogEnv
 from .env import ObservationMode, TextWorldEnv
 from .games import (
@@ -59,6 +59,7 @@ __all__ = [
     "generate_games",
     "is_textworld_available",
     "load_games",
+    "task_admissible",
     "tasks_with_initial_states",
 ]
 

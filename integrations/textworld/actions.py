@@ -46,11 +46,15 @@ command that measures it (``benchmarks/bench_textworld_admissible.py``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+from collections.abc import Callable
+from typing import Any, Literal, cast
+
+from dreamgym_sdk.types import Task
 
 from .state import AbstractState, Entity
 
-__all__ = ["GameKind", "admissible_commands"]
+__all__ = ["GameKind", "admissible_commands", "task_admissible"]
 
 GameKind = Literal["cooking", "custom"]
 """Which TextWorld logic a game follows: a cooking game or a custom quest (the ``kind`` of its spec)."""
@@ -298,3 +302,13 @@ def _noun(name: str, nouns: frozenset[str] | tuple[str, ...]) -> bool:
 def _prefix(name: str) -> str:
     """The words before the last one (TextWorld names a key and its lock with the same prefix)."""
     return name.rpartition(" ")[0]
+
+
+def task_admissible(task: Task) -> Callable[[str], list[str]]:
+    """:func:`admissible_commands` for the states of ``task``, with the game kind its spec names
+    (``task.metadata["spec"]["kind"]``; cooking when it names none). Core finds it through the
+    ``dreamgym_sdk.admissible`` entry point ``textworld`` (see
+    :func:`dreamgym_sdk.training.run.admissible_for`)."""
+    spec: object = task.metadata.get("spec")
+    custom = isinstance(spec, dict) and cast(dict[str, Any], spec).get("kind") == "custom"
+    return functools.partial(admissible_commands, kind="custom" if custom else "cooking")
