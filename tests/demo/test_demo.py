@@ -19,6 +19,7 @@ from dreamgym_sdk.cli import app
 from dreamgym_sdk.demo import DemoConfig
 from dreamgym_sdk.demo.data import episodes_of
 from dreamgym_sdk.demo.report import compare, differences_table, plot_results, results_table, summarise
+from dreamgym_sdk.integrations.textworld import is_textworld_available
 from dreamgym_sdk.training.evaluate import EvalReport, wilson_interval
 from dreamgym_sdk.types import Source, Task, Transition
 
@@ -48,6 +49,20 @@ def test_quick_preset_is_small_and_overridable() -> None:
         DemoConfig(seeds=(0, 0))
     with pytest.raises(ValidationError):
         DemoConfig(group_size=1)  # GRPO needs groups
+    with pytest.raises(ValidationError, match="held_out_seed"):
+        DemoConfig(train_games=60, held_out_seed=59)  # would evaluate on a training game
+
+
+@pytest.mark.skipif(not is_textworld_available(), reason="needs textworld")
+async def test_held_out_games_start_at_held_out_seed(tmp_path: Path) -> None:
+    from dreamgym_sdk.demo.data import make_games
+
+    config = DemoConfig(train_games=2, held_out_games=1)
+    train, held_out = await make_games(config, tmp_path, lambda _: None)
+    assert [g.seed for g in train] == [0, 1] and [g.seed for g in held_out] == [2]
+    fresh = config.model_copy(update={"held_out_seed": 1000})
+    train, held_out = await make_games(fresh, tmp_path, lambda _: None)
+    assert [g.seed for g in train] == [0, 1] and [g.seed for g in held_out] == [1000]
 
 
 def test_cli_rejects_invalid_settings_before_doing_anything(tmp_path: Path) -> None:
