@@ -18,7 +18,7 @@ from dreamgym_sdk.events import EpisodeCompleted, EpisodeStarted, TransitionReco
 from dreamgym_sdk.experience.base import ExperienceModel, ExperienceRequest, derive_seed
 from dreamgym_sdk.types import Episode, Provenance, Source, StepResult, Task, Transition, new_id, sample_of
 
-__all__ = ["DreamEnv", "Env", "RecordedEnv", "RecordingEnv", "TaskLike"]
+__all__ = ["DreamEnv", "Env", "EpisodeGuard", "RecordedEnv", "RecordingEnv", "TaskLike"]
 
 TaskLike = Task | str
 """A :class:`Task`, or a plain instruction string that becomes one."""
@@ -147,6 +147,67 @@ class _EpisodeRecorder:
             started_at=self.started_at,
             ended_at=time.time() if done else None,
         )
+
+
+class EpisodeGuard:
+    """The lifecycle every env keeps: nothing after ``close``, no ``step`` before a completed ``reset`` or
+    after the episode ended, and the step limit. An env wrapping a real one holds one and calls it::
+
+        async def reset(...):
+            self.guard.check_open()
+            self.guard.resetting()          # a reset that fails or is cancelled leaves no episode
+            ...                             # reset the wrapped env
+            self.guard.started()
+
+        async def step(self, action):
+            self.guard.check_step()
+            ...                             # step the wrapped env
+            truncated = self.guard.stepped(terminated, self.max_steps)  # hit the step limit
+    """
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.running = False
+        """An episode was started and has not ended."""
+        self.steps = 0
+        """Steps of the current (or last) episode."""
+        self._started = False
+
+    def check_open(self) -> None:
+        """Raises :class:`EnvClosedError` once the env is closed."""
+        if self.closed:
+            raise EnvClosedError("this environment is closed")
+
+    def check_step(self) -> None:
+        """Raises what a ``step`` now must: closed, never (or not completely) reset, or episode over."""
+        self.check_open()
+        if not self._started:
+            raise ResetNeededError("call reset() before step()")
+        if not self.running:
+            raise EpisodeFinishedError(
+                f"the episode ended after {self.steps} step(s); call reset() to start a new one"
+            )
+
+    def resetting(self) -> None:
+        """A reset began: until :meth:`started`, no episode can be stepped."""
+        self._started = self.running = False
+
+    def started(self, *, done: bool = False) -> None:
+        """A reset completed (``done``: the environment ended the episode at once)."""
+        self._started, self.running, self.steps = True, not done, 0
+
+    def stepped(self, ended: bool, max_steps: int | None) -> bool:
+        """Count a step that the environment ``ended`` the episode with (or not); returns whether
+        ``max_steps`` (``None``: no limit) cuts the episode short here."""
+        self.steps += 1
+        truncated = not ended and max_steps is not None and self.steps >= max_steps
+        self.running = not (ended or truncated)
+        return truncated
+
+    def close(self) -> bool:
+        """Mark the env closed; returns ``False`` when it already was (``close`` is idempotent)."""
+        was_open, self.closed = not self.closed, True
+        return was_open
 
 
 class RecordedEnv(ABC):

@@ -34,20 +34,23 @@ from dreamgym_sdk.distill import (
     DatasetConfig,
     DistillConfig,
     FidelityConfig,
-    PolicyMix,
     StudentConfig,
-    annotate_textworld,
     build_dataset,
-    collect_textworld,
     distill,
     evaluate_fidelity,
     open_experience_model,
-    references_from,
-    textworld_tasks,
     write_annotated,
     write_tasks,
 )
-from dreamgym_sdk.integrations.textworld import CookingSpec, generate_games
+from dreamgym_sdk.integrations.textworld import (
+    CookingSpec,
+    PolicyMix,
+    annotate_textworld,
+    collect_textworld,
+    generate_games,
+    references_from,
+    textworld_tasks,
+)
 from dreamgym_sdk.providers import ProviderConfig
 
 TARGETS = {"reward_accuracy": 0.95, "done_accuracy": 0.95, "success_accuracy": 0.95}

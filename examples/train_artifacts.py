@@ -32,18 +32,15 @@ import anyio
 
 from dreamgym_sdk.collect import JsonlSink
 from dreamgym_sdk.demo.data import episodes_of
-from dreamgym_sdk.distill import (
-    DatasetConfig,
-    DistillConfig,
+from dreamgym_sdk.distill import DatasetConfig, DistillConfig, StudentConfig, build_dataset, distill
+from dreamgym_sdk.integrations.textworld import (
+    CookingSpec,
     PolicyMix,
-    StudentConfig,
     annotate_textworld,
-    build_dataset,
     collect_textworld,
-    distill,
+    generate_games,
     textworld_tasks,
 )
-from dreamgym_sdk.integrations.textworld import CookingSpec, generate_games
 from dreamgym_sdk.policies import (
     BCConfig,
     HFPolicy,

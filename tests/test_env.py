@@ -203,3 +203,28 @@ async def test_reset_needs_a_task() -> None:
 def test_errors_share_one_root() -> None:
     for error in (ResetNeededError, EpisodeFinishedError, EnvClosedError, ConformanceError):
         assert issubclass(error, DreamGymError)
+
+
+def test_the_episode_guard_orders_reset_step_and_close() -> None:
+    from dreamgym_sdk.env import EpisodeGuard
+
+    guard = EpisodeGuard()
+    with pytest.raises(ResetNeededError):
+        guard.check_step()
+    guard.resetting()
+    with pytest.raises(ResetNeededError):  # a reset that never completed starts nothing
+        guard.check_step()
+    guard.started()
+    guard.check_step()
+    assert guard.stepped(False, max_steps=2) is False and guard.running
+    assert guard.stepped(False, max_steps=2) is True and not guard.running  # the limit truncates
+    with pytest.raises(EpisodeFinishedError, match="after 2 step"):
+        guard.check_step()
+    guard.started()
+    assert guard.stepped(True, max_steps=None) is False and not guard.running  # the env ended it
+    guard.started(done=True)  # ended by the reset itself
+    with pytest.raises(EpisodeFinishedError):
+        guard.check_step()
+    assert guard.close() is True and guard.close() is False
+    with pytest.raises(EnvClosedError):
+        guard.check_open()

@@ -49,6 +49,18 @@ def test_public_surface_is_pinned() -> None:
         assert hasattr(dreamgym_sdk, name)
 
 
+def test_names_moved_to_the_textworld_integration_still_resolve_with_a_warning() -> None:
+    import dreamgym_sdk.distill as distill
+    from dreamgym_sdk.integrations import textworld
+
+    with pytest.warns(
+        DeprecationWarning, match=r"moved to dreamgym_sdk\.integrations\.textworld\.collect_textworld"
+    ):
+        assert distill.collect_textworld is textworld.collect_textworld  # pyright: ignore[reportAttributeAccessIssue]
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = distill.no_such_name  # pyright: ignore[reportAttributeAccessIssue]
+
+
 def test_core_import_stays_light() -> None:
     heavy = ["torch", "transformers", "trl", "lancedb", "litellm", "ray", "vllm", "textworld", "pyarrow"]
     modules = ", ".join(

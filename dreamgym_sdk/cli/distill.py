@@ -122,8 +122,8 @@ def _set(values: dict[str, Any], **flags: Any) -> dict[str, Any]:
 
 
 def _tasks_for(data: Path, tasks: Path | None, games_from: Path | None) -> dict[str, Task]:
-    from dreamgym_sdk.distill import read_tasks, textworld_tasks
-    from dreamgym_sdk.distill._tw import textworld_integration
+    from dreamgym_sdk.distill import read_tasks
+    from dreamgym_sdk.integrations.textworld import load_games, textworld_tasks
 
     found: dict[str, Task] = {}
     default = tasks_path(data)
@@ -132,7 +132,7 @@ def _tasks_for(data: Path, tasks: Path | None, games_from: Path | None) -> dict[
     elif default.is_file():
         found.update(read_tasks(default))
     if games_from is not None:
-        found.update(textworld_tasks(textworld_integration().load_games(games_from)))
+        found.update(textworld_tasks(load_games(games_from)))
     return found
 
 
@@ -174,13 +174,11 @@ def annotate(
         Annotator,
         LLMAnnotator,
         LLMAnnotatorConfig,
-        RuleBasedAnnotator,
         annotate_transitions,
-        replay_ground_truth,
         write_annotated,
         write_tasks,
     )
-    from dreamgym_sdk.distill._tw import textworld_integration
+    from dreamgym_sdk.integrations.textworld import RuleBasedAnnotator, load_games, replay_ground_truth
 
     items = read_jsonl(transitions)
     if not items:
@@ -197,7 +195,7 @@ def annotate(
         skipped: dict[str, str] = {}
         with _progress(err, progress) as bars:
             if games_from is not None:
-                games = list(await anyio.to_thread.run_sync(textworld_integration().load_games, games_from))
+                games = list(await anyio.to_thread.run_sync(load_games, games_from))
                 episodes = len({t.episode_id for t in items})
                 replaying = bars.add_task("replaying", total=episodes)
                 report = await replay_ground_truth(items, games, on_episode=lambda _: bars.advance(replaying))

@@ -120,20 +120,17 @@ async def _references(
     progress: Progress,
 ) -> tuple[list[Reference], dict[str, Task]]:
     from dreamgym_sdk.collect import read_jsonl
-    from dreamgym_sdk.distill import (
-        Reference,
-        annotations_path,
+    from dreamgym_sdk.distill import Reference, annotations_path, read_annotations, read_tasks
+    from dreamgym_sdk.integrations.textworld import (
         collect_textworld,
-        read_annotations,
-        read_tasks,
+        load_games,
         replay_ground_truth,
         textworld_tasks,
     )
-    from dreamgym_sdk.distill._tw import textworld_integration
 
     games: list[Any] = []
     if games_from is not None:
-        games = list(await anyio.to_thread.run_sync(textworld_integration().load_games, games_from))
+        games = list(await anyio.to_thread.run_sync(load_games, games_from))
         games = games[:max_games] if max_games else games
         if not games:
             raise typer.BadParameter(f"no TextWorld games (.z8 + .json) in {games_from}")
@@ -222,14 +219,9 @@ def eval_fidelity(
 ) -> None:
     """Replay held-out real transitions through MODEL and report reward, done and success accuracy,
     next-state exact match and token F1, invalid-action handling and, optionally, a judge's scores."""
-    from dreamgym_sdk.distill import (
-        FidelityConfig,
-        PolicyMix,
-        evaluate_fidelity,
-        read_card,
-        read_replay,
-    )
+    from dreamgym_sdk.distill import FidelityConfig, evaluate_fidelity, read_card, read_replay
     from dreamgym_sdk.experience import FidelityJudge, ReasoningConfig, ReasoningExperienceModel
+    from dreamgym_sdk.integrations.textworld import PolicyMix
     from dreamgym_sdk.providers import ProviderConfig, get_provider
     from dreamgym_sdk.types import Transition
 

@@ -21,7 +21,7 @@ from dreamgym_sdk.curriculum.pool import TaskPool
 from dreamgym_sdk.curriculum.stats import TaskStats, TaskStatsTracker
 from dreamgym_sdk.errors import ExperienceModelError, ProviderError
 from dreamgym_sdk.events import Event, TaskAccepted, TaskProposed, TaskRejected
-from dreamgym_sdk.experience.tasks import TaskCandidate
+from dreamgym_sdk.experience.tasks import TaskCandidate, instruction_similarity
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.types import Episode, Task
 
@@ -186,11 +186,11 @@ class Curriculum:
             return f"infeasible: {why}"
         if task.id in self.pool:
             return f"duplicate: task id {task.id} already in the pool"
-        words, start = _words(text), _start(task)
+        start = _start(task)
         for other in self.pool.tasks:
             if _start(other) != start:
                 continue  # the same goal from another start is another task
-            similarity = _jaccard(words, _words(other.instruction))
+            similarity = instruction_similarity(text, other.instruction)
             if similarity >= cfg.max_similarity:
                 return f"duplicate: {similarity:.2f} similar to task {other.id}"
         return None
@@ -217,13 +217,3 @@ def _as_child(candidate: Task | TaskCandidate, parent: Task) -> Task:
 
 def _start(task: Task) -> str:
     return " ".join((task.initial_state or "").split())
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a and not b:
-        return 1.0
-    return len(a & b) / len(a | b)

@@ -44,9 +44,9 @@ class DemoConfig(BaseModel):
     these the model granted such takes the points of the right one."""
     explore_solution_branches: bool = True
     """Also try every command the game admits in every state of each training game's solution, once
-    (:func:`~dreamgym_sdk.distill.explore_textworld`): the game's own answer to each wrong take and wrong
-    cut the policy can make on its way, for the experience model only (about 150 short episodes per
-    cooking game)."""
+    (:func:`~dreamgym_sdk.integrations.textworld.explore_textworld`): the game's own answer to each wrong
+    take and wrong cut the policy can make on its way, for the experience model only (about 150 short
+    episodes per cooking game)."""
     max_steps: int = Field(default=20, ge=1)
     """Step limit of every episode, real or synthetic."""
 

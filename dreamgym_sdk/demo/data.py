@@ -49,7 +49,7 @@ async def collect_real(
     episodes, then (``explore_solution_branches``) one-step branches from every game's solution.
     ``on_progress`` is called after each episode collected and each game explored."""
     from dreamgym_sdk.collect import JsonlSink, read_jsonl
-    from dreamgym_sdk.distill import PolicyMix, collect_textworld, explore_textworld
+    from dreamgym_sdk.integrations.textworld import PolicyMix, collect_textworld, explore_textworld
 
     if await anyio.Path(path).exists():
         return await anyio.to_thread.run_sync(read_jsonl, path)
@@ -115,12 +115,11 @@ async def train_experience_model(
         DatasetConfig,
         DistillConfig,
         StudentConfig,
-        annotate_textworld,
         build_dataset,
         distill,
         read_card,
-        textworld_tasks,
     )
+    from dreamgym_sdk.integrations.textworld import annotate_textworld, textworld_tasks
 
     if await anyio.to_thread.run_sync(read_card, directory) is not None:
         return directory

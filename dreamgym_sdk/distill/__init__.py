@@ -1,14 +1,13 @@
 """From real transitions to your own experience model: annotate, build SFT data, distil, measure fidelity.
 
 ```python
-from dreamgym_sdk.distill import (
-    DatasetConfig, DistillConfig, RuleBasedAnnotator, annotate_textworld, build_dataset, distill,
-    evaluate_fidelity, open_experience_model,
-)
+from dreamgym_sdk.distill import DatasetConfig, DistillConfig, build_dataset, distill, evaluate_fidelity
+from dreamgym_sdk.integrations.textworld import RuleBasedAnnotator, annotate_textworld
 ```
 
-1. **Annotate** real transitions with reasoning traces: :class:`RuleBasedAnnotator` (TextWorld ground
-   truth, recovered by :func:`replay_ground_truth`) or :class:`LLMAnnotator` (a teacher model);
+1. **Annotate** real transitions with reasoning traces: TextWorld's
+   :class:`~dreamgym_sdk.integrations.textworld.RuleBasedAnnotator` (ground truth recovered by replaying
+   the games) or :class:`LLMAnnotator` (a teacher model);
    :func:`annotate_transitions` runs either and records each trace's provenance (:class:`Annotation`).
 2. **Build** SFT examples with :func:`build_dataset`: the reasoning experience model's exact prompt
    (history, retrieved real transitions) and the contract's JSON as the target, split by task.
@@ -21,6 +20,9 @@ from dreamgym_sdk.distill import (
 Importing this package does not import torch, transformers, trl or textworld; the functions that need
 them import them when called.
 """
+
+import importlib
+import warnings
 
 from dreamgym_sdk.distill.annotate import (
     AnnotatedData,
@@ -59,12 +61,7 @@ from dreamgym_sdk.distill.dataset import (
     write_examples,
 )
 from dreamgym_sdk.distill.fidelity import FidelityConfig, FidelityRun, VariantResult, evaluate_fidelity
-from dreamgym_sdk.distill.ground_truth import (
-    GroundTruthReport,
-    StepGroundTruth,
-    episodes_of,
-    replay_ground_truth,
-)
+from dreamgym_sdk.distill.ground_truth import GroundTruthReport, StepGroundTruth, episodes_of
 from dreamgym_sdk.distill.llm import LLM_ANNOTATOR_VERSION, LLMAnnotator, LLMAnnotatorConfig
 from dreamgym_sdk.distill.metrics import (
     FidelityMetrics,
@@ -78,24 +75,13 @@ from dreamgym_sdk.distill.metrics import (
     token_f1,
 )
 from dreamgym_sdk.distill.policies import InvalidActionPolicy, invalid_actions
-from dreamgym_sdk.distill.rules import RULES_VERSION, RuleBasedAnnotator, explain_step
 from dreamgym_sdk.distill.sft import DistillConfig, DistillResult, TrainingProgress, distill, distill_sync
-from dreamgym_sdk.distill.textworld import (
-    PolicyMix,
-    annotate_textworld,
-    collect_textworld,
-    collection_policy,
-    explore_textworld,
-    references_from,
-    textworld_tasks,
-)
 from dreamgym_sdk.distill.tiny import StudentConfig, build_student
 
 __all__ = [
     "CARD_FILE",
     "LLM_ANNOTATOR_VERSION",
     "REPLAY_FILE",
-    "RULES_VERSION",
     "VARIANTS",
     "AnnotatedData",
     "Annotation",
@@ -114,10 +100,8 @@ __all__ = [
     "InvalidActionPolicy",
     "LLMAnnotator",
     "LLMAnnotatorConfig",
-    "PolicyMix",
     "PositiveRecall",
     "Reference",
-    "RuleBasedAnnotator",
     "SFTExample",
     "ScoredPrediction",
     "StepGroundTruth",
@@ -126,22 +110,17 @@ __all__ = [
     "TrainingSummary",
     "Variant",
     "VariantResult",
-    "annotate_textworld",
     "annotate_transitions",
     "annotations_path",
     "build_dataset",
     "build_examples",
     "build_student",
-    "collect_textworld",
-    "collection_policy",
     "distill",
     "distill_sync",
     "episodes_of",
     "evaluate_fidelity",
     "exact_match",
     "experience_target",
-    "explain_step",
-    "explore_textworld",
     "invalid_actions",
     "open_experience_model",
     "read_annotated",
@@ -150,15 +129,42 @@ __all__ = [
     "read_examples",
     "read_replay",
     "read_tasks",
-    "references_from",
-    "replay_ground_truth",
     "score_predictions",
     "split_by_task",
     "state_kept",
     "target_reward",
-    "textworld_tasks",
     "token_f1",
     "write_annotated",
     "write_examples",
     "write_tasks",
 ]
+
+_MOVED_TO_TEXTWORLD = frozenset(
+    {
+        "PolicyMix",
+        "RULES_VERSION",
+        "RuleBasedAnnotator",
+        "annotate_textworld",
+        "collect_textworld",
+        "collection_policy",
+        "explain_step",
+        "explore_textworld",
+        "references_from",
+        "replay_ground_truth",
+        "textworld_tasks",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    """The TextWorld pipeline's names, which moved to :mod:`dreamgym_sdk.integrations.textworld`, still
+    resolve here, with a :class:`DeprecationWarning` (to be removed in 0.3)."""
+    if name not in _MOVED_TO_TEXTWORLD:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"dreamgym_sdk.distill.{name} moved to dreamgym_sdk.integrations.textworld.{name}; "
+        "import it from there (this alias goes in 0.3)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module("dreamgym_sdk.integrations.textworld"), name)

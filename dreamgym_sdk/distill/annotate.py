@@ -2,8 +2,9 @@
 
 The paper trains its experience model on real transitions annotated with a reasoning trace that explains
 why the action, in that state, leads to the next state and reward. An :class:`Annotator` writes one trace
-per transition: :class:`~dreamgym_sdk.distill.RuleBasedAnnotator` from the environment's ground truth
-(TextWorld facts), :class:`~dreamgym_sdk.distill.LLMAnnotator` with a teacher model (the paper's way).
+per transition: :class:`~dreamgym_sdk.integrations.textworld.RuleBasedAnnotator` from the environment's
+ground truth (TextWorld facts), :class:`~dreamgym_sdk.distill.LLMAnnotator` with a teacher model (the
+paper's way).
 
 :func:`annotate_transitions` runs an annotator over many transitions concurrently and returns the
 transitions with their ``reasoning`` filled in plus one :class:`Annotation` per transition: the provenance
@@ -131,7 +132,7 @@ async def annotate_transitions(
         annotator: writes the traces.
         tasks: task id → task (instructions for the prompt).
         ground_truth: transition id → the environment's account of the step
-            (:func:`~dreamgym_sdk.distill.replay_ground_truth`).
+            (:func:`~dreamgym_sdk.integrations.textworld.replay_ground_truth`).
         concurrency: annotations in flight at once.
         on_done: called after each annotation (progress bars).
     """

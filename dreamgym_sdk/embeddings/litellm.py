@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+import anyio
 import numpy as np
 from numpy.typing import NDArray
 
 from dreamgym_sdk._imports import import_litellm
 from dreamgym_sdk.embeddings._vectors import normalize_rows
-from dreamgym_sdk.errors import (
-    ProviderConnectionError,
-    ProviderError,
-    ProviderStatusError,
-    ProviderTimeoutError,
-    RateLimitError,
-)
+from dreamgym_sdk.errors import ProviderError
+from dreamgym_sdk.providers._retry import call_with_retries
+from dreamgym_sdk.providers.config import RetryPolicy
+from dreamgym_sdk.providers.litellm import translate_error
 
 __all__ = ["LiteLLMEmbedder"]
 
@@ -32,17 +30,22 @@ class LiteLLMEmbedder:
         model: a LiteLLM model string.
         dim: the model's vector length (checked on every answer).
         batch_size: texts per request.
-        **params: passed to ``litellm.aembedding`` (``api_base``, ``api_key``, ``dimensions``,
-            ``num_retries``, ...).
+        retry: how transient faults (429 and 5xx, timeouts, dropped connections) are retried, as for a
+            chat provider (LiteLLM's own retries are off).
+        **params: passed to ``litellm.aembedding`` (``api_base``, ``api_key``, ``dimensions``, ...).
     """
 
-    def __init__(self, model: str, *, dim: int, batch_size: int = 256, **params: Any) -> None:
+    def __init__(
+        self, model: str, *, dim: int, batch_size: int = 256, retry: RetryPolicy | None = None, **params: Any
+    ) -> None:
         if dim < 1 or batch_size < 1:
             raise ValueError("dim and batch_size must be >= 1")
         self.model = model
         self._dim = dim
         self.batch_size = batch_size
-        self.params = params
+        self.retry = retry or RetryPolicy()
+        self.params = {"num_retries": 0} | params
+        self._limiter = anyio.CapacityLimiter(1)  # one request at a time: embed() sends its batches in turn
 
     @property
     def name(self) -> str:
@@ -58,10 +61,17 @@ class LiteLLMEmbedder:
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = list(texts[start : start + self.batch_size])
-            try:
-                response = await litellm.aembedding(model=self.model, input=chunk, **self.params)
-            except Exception as exc:
-                raise _translate(self.model, exc) from exc
+
+            async def attempt(chunk: list[str] = chunk) -> Any:
+                try:
+                    return await litellm.aembedding(model=self.model, input=chunk, **self.params)
+                except Exception as exc:
+                    raise translate_error(self.model, exc) from exc
+
+            response = await call_with_retries(
+                attempt, policy=self.retry, limiter=self._limiter, request_timeout=None, deadline=None,
+                model=self.model,
+            )  # fmt: skip
             data = sorted(response.data, key=lambda item: _get(item, "index"))
             if len(data) != len(chunk):
                 raise ProviderError(f"{self.model}: {len(data)} embeddings for {len(chunk)} texts")
@@ -83,18 +93,3 @@ def _get(item: Any, key: str) -> Any:
     if isinstance(item, dict):
         return cast(dict[str, Any], item)[key]
     return getattr(item, key)
-
-
-def _translate(model: str, exc: Exception) -> ProviderError:
-    """The SDK's error for a LiteLLM embedding failure (LiteLLM errors carry an HTTP ``status_code``)."""
-    message = f"{model}: {type(exc).__name__}: {str(exc)[:300]}"
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
-        return ProviderTimeoutError(message)
-    if "APIConnectionError" in type(exc).__name__:
-        return ProviderConnectionError(message)
-    if status == 429:
-        return RateLimitError(message)
-    if isinstance(status, int) and status >= 400:
-        return ProviderStatusError(message, status_code=status)
-    return ProviderError(message)

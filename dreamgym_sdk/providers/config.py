@@ -7,7 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-__all__ = ["ProviderConfig", "RetryPolicy"]
+__all__ = ["ProviderConfig", "RetryPolicy", "backoff_bound"]
+
+
+def backoff_bound(retry: int, *, initial: float, maximum: float, multiplier: float = 2.0) -> float:
+    """Upper bound of the jittered wait before retry number ``retry`` (1-based): ``initial`` growing by
+    ``multiplier`` per retry, at most ``maximum``. The wait itself is drawn uniformly below it ("full
+    jitter"), for provider calls (:class:`RetryPolicy`) and the serve client's reconnects alike."""
+    return min(maximum, initial * multiplier ** (retry - 1))
 
 
 class RetryPolicy(BaseModel):
@@ -35,7 +42,9 @@ class RetryPolicy(BaseModel):
 
     def backoff_bound(self, retry: int) -> float:
         """Upper bound of the jittered wait before retry number ``retry`` (1-based)."""
-        return min(self.max_backoff, self.initial_backoff * self.multiplier ** (retry - 1))
+        return backoff_bound(
+            retry, initial=self.initial_backoff, maximum=self.max_backoff, multiplier=self.multiplier
+        )
 
 
 class ProviderConfig(BaseModel):

@@ -23,7 +23,7 @@ from dreamgym_sdk.providers._retry import Retryable, error_for_status, exception
 from dreamgym_sdk.providers.base import ChatRequest, ChatResponse, Usage
 from dreamgym_sdk.providers.config import ProviderConfig
 
-__all__ = ["LiteLLMProvider"]
+__all__ = ["LiteLLMProvider", "translate_error"]
 
 
 class LiteLLMProvider(BaseProvider):
@@ -77,37 +77,8 @@ class LiteLLMProvider(BaseProvider):
         try:
             response = await litellm.acompletion(**kwargs)
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise translate_error(self.model, exc) from exc
         return self._to_chat_response(response)
-
-    def _translate(self, exc: Exception) -> Retryable | ProviderError:
-        """The SDK's typed error for a LiteLLM exception (the one place that knows LiteLLM's errors).
-
-        LiteLLM reports transport faults (refused or dropped connections, bodies cut short or not JSON)
-        as HTTP 500; the exception chain tells what really happened.
-        """
-        import httpx
-        import openai
-
-        message = f"{self.model}: {type(exc).__name__}: {str(exc)[:300]}"
-        chain = exception_chain(exc)
-        error: Retryable | ProviderError
-        if any(isinstance(e, openai.APITimeoutError | httpx.TimeoutException | TimeoutError) for e in chain):
-            error = Retryable(ProviderTimeoutError(message))
-        elif any(
-            isinstance(e, openai.APIConnectionError | httpx.TransportError | OSError) for e in chain[1:]
-        ) or (isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APIStatusError)):
-            error = Retryable(ProviderConnectionError(message))
-        elif any(isinstance(e, ValueError | openai.APIResponseValidationError) for e in chain) or (
-            0 < int(getattr(exc, "status_code", 0) or 0) < 400  # an answer that was not a completion
-        ):
-            error = Retryable(ProviderError(f"{self.model}: malformed response: {message}"))
-        elif isinstance(getattr(exc, "status_code", None), int):
-            error = error_for_status(int(exc.status_code), message, retry_after=_retry_after(exc))  # type: ignore[attr-defined]
-        else:
-            error = ProviderError(message)
-        (error.error if isinstance(error, Retryable) else error).__cause__ = exc
-        return error
 
     def _to_chat_response(self, response: Any) -> ChatResponse:
         try:
@@ -138,6 +109,37 @@ class LiteLLMProvider(BaseProvider):
             return float(self._litellm.completion_cost(completion_response=response, model=self.model))
         except Exception:  # unknown model or price: cost is simply not known
             return None
+
+
+def translate_error(model: str, exc: Exception) -> Retryable | ProviderError:
+    """The SDK's typed error for a LiteLLM exception, wrapped in ``Retryable`` when transient: the one place
+    that knows LiteLLM's errors (chat completions and embeddings alike).
+
+    LiteLLM reports transport faults (refused or dropped connections, bodies cut short or not JSON)
+    as HTTP 500; the exception chain tells what really happened.
+    """
+    import httpx
+    import openai
+
+    message = f"{model}: {type(exc).__name__}: {str(exc)[:300]}"
+    chain = exception_chain(exc)
+    error: Retryable | ProviderError
+    if any(isinstance(e, openai.APITimeoutError | httpx.TimeoutException | TimeoutError) for e in chain):
+        error = Retryable(ProviderTimeoutError(message))
+    elif any(
+        isinstance(e, openai.APIConnectionError | httpx.TransportError | OSError) for e in chain[1:]
+    ) or (isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APIStatusError)):
+        error = Retryable(ProviderConnectionError(message))
+    elif any(isinstance(e, ValueError | openai.APIResponseValidationError) for e in chain) or (
+        0 < int(getattr(exc, "status_code", 0) or 0) < 400  # an answer that was not a completion
+    ):
+        error = Retryable(ProviderError(f"{model}: malformed response: {message}"))
+    elif isinstance(getattr(exc, "status_code", None), int):
+        error = error_for_status(int(exc.status_code), message, retry_after=_retry_after(exc))  # type: ignore[attr-defined]
+    else:
+        error = ProviderError(message)
+    (error.error if isinstance(error, Retryable) else error).__cause__ = exc
+    return error
 
 
 def _retry_after(exc: BaseException) -> float | None:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import from_json, to_json
 
 from dreamgym_sdk.errors import ResetNeededError
+from dreamgym_sdk.providers.config import backoff_bound
 from dreamgym_sdk.serve.errors import (
     AuthenticationError,
     PayloadTooLargeError,
@@ -55,7 +56,7 @@ class ReconnectPolicy(BaseModel):
 
     def backoff(self, retry: int) -> float:
         """The jittered wait before retry number ``retry`` (1-based)."""
-        return random.uniform(0, min(self.max_backoff, self.initial_backoff * 2 ** (retry - 1)))
+        return random.uniform(0, backoff_bound(retry, initial=self.initial_backoff, maximum=self.max_backoff))
 
 
 class Transport(Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Awaitable, Callable
 from itertools import pairwise
 from typing import Any
@@ -14,7 +15,7 @@ from dreamgym_sdk.replay._records import content_hash
 from dreamgym_sdk.replay.base import ReplayBuffer, SearchHit
 from dreamgym_sdk.types import Provenance, Sample, Source, Transition
 
-__all__ = ["check_replay_buffer", "sample_transitions"]
+__all__ = ["check_replay_buffer", "example_transitions"]
 
 BufferFactory = Callable[[], ReplayBuffer | Awaitable[ReplayBuffer]]
 """Makes a new, empty, not yet entered buffer on every call."""
@@ -29,7 +30,7 @@ def _expect(condition: bool, message: str) -> None:
         raise _fail(message)
 
 
-def sample_transitions() -> list[Transition]:
+def example_transitions() -> list[Transition]:
     """Twelve transitions exercising every field: two environments (one name with a quote), three tasks,
     real and synthetic, full provenance, policy samples (constrained and free decoding) on half of them,
     unicode and multi-line text."""
@@ -107,7 +108,7 @@ async def check_replay_buffer(make_buffer: BufferFactory) -> None:
     Args:
         make_buffer: returns a new, empty, not yet entered buffer (sync or async) on every call.
     """
-    data = sample_transitions()
+    data = example_transitions()
     by_id = {t.id: t for t in data}
     real = [t for t in data if t.source is Source.REAL]
 
@@ -310,3 +311,16 @@ async def _check_concurrent_adds(buffer: ReplayBuffer, data: list[Transition]) -
     )
     stored = [t.id async for batch in buffer.scan() for t in batch]
     _expect(sorted(stored) == sorted(expected), "concurrent adds lost or duplicated records")
+
+
+def __getattr__(name: str) -> object:
+    """``sample_transitions``, this module's old name of :func:`example_transitions` (the experience
+    judge's ``sample_transitions`` draws a sample), still resolves, with a :class:`DeprecationWarning`."""
+    if name != "sample_transitions":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        "dreamgym_sdk.testing.replay.sample_transitions is now example_transitions (this alias goes in 0.3)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return example_transitions

@@ -9,8 +9,7 @@ from typing import Any, Self
 import anyio
 
 from dreamgym_sdk._imports import require
-from dreamgym_sdk.env import TaskLike
-from dreamgym_sdk.errors import EnvClosedError, EpisodeFinishedError, ResetNeededError
+from dreamgym_sdk.env import EpisodeGuard, TaskLike
 from dreamgym_sdk.types import StepResult, Task
 
 require("gymnasium", extra="gymnasium", feature="dreamgym_sdk.integrations.gymnasium")
@@ -85,10 +84,7 @@ class GymnasiumToEnv:
         self.environment = environment
         self._env: gymnasium.Env[Any, Any] | None = env if isinstance(env, gymnasium.Env) else None
         self._lock = anyio.Lock()
-        self._started = False
-        self._done = False
-        self._steps = 0
-        self._closed = False
+        self._guard = EpisodeGuard()
 
     @property
     def gymnasium_env(self) -> gymnasium.Env[Any, Any] | None:
@@ -103,8 +99,7 @@ class GymnasiumToEnv:
         Raises:
             EnvClosedError: the env is closed.
         """
-        if self._closed:
-            raise EnvClosedError("this environment is closed")
+        self._guard.check_open()
         the_task = Task(instruction=task, environment=self.environment) if isinstance(task, str) else task
         opts = dict(options or {})
         if the_task is not None and self.task_to_options is not None:
@@ -121,14 +116,13 @@ class GymnasiumToEnv:
             EpisodeFinishedError: the episode already terminated or was truncated.
         """
         async with self._lock:
-            self._check_can_step()
+            self._guard.check_step()
             return await anyio.to_thread.run_sync(self._step_sync, action)
 
     async def close(self) -> None:
         """Close the gymnasium env (waiting for a running call); idempotent."""
-        if self._closed:
+        if not self._guard.close():
             return
-        self._closed = True
         with anyio.CancelScope(shield=True):
             async with self._lock:
                 env, self._env = self._env, None
@@ -147,7 +141,7 @@ class GymnasiumToEnv:
     def _reset_sync(
         self, task: Task | None, seed: int | None, options: dict[str, Any] | None
     ) -> tuple[str, dict[str, Any]]:
-        self._started = False  # until this reset completes: a failed reset leaves no playable episode
+        self._guard.resetting()  # a failed reset leaves no playable episode
         env = self._ensure_env()
         observation, raw_info = env.reset(seed=seed, options=options)
         info = dict(raw_info)
@@ -155,7 +149,7 @@ class GymnasiumToEnv:
         info["success"] = _success(info)
         if task is not None:
             info["task"] = task
-        self._steps, self._done, self._started = 0, False, True
+        self._guard.started()
         return text, info
 
     def _step_sync(self, action: str) -> StepResult:
@@ -163,13 +157,9 @@ class GymnasiumToEnv:
         assert env is not None
         parsed = self.action_from_text(action) if self.action_from_text is not None else action
         observation, reward, terminated, truncated, raw_info = env.step(parsed)
-        self._steps += 1
         info = dict(raw_info)
         terminated = bool(terminated)
-        truncated = bool(truncated) or (
-            not terminated and self.max_steps is not None and self._steps >= self.max_steps
-        )
-        self._done = terminated or truncated
+        truncated = self._guard.stepped(terminated or bool(truncated), self.max_steps) or bool(truncated)
         info["success"] = _success(info)
         text = self.observation_to_text(observation, info)
         return StepResult(text, float(reward), terminated, truncated, info)
@@ -184,16 +174,6 @@ class GymnasiumToEnv:
             else:
                 self._env = source()
         return self._env
-
-    def _check_can_step(self) -> None:
-        if self._closed:
-            raise EnvClosedError("this environment is closed")
-        if not self._started:
-            raise ResetNeededError("call reset() before step()")
-        if self._done:
-            raise EpisodeFinishedError(
-                f"the episode ended after {self._steps} step(s); call reset() to start a new one"
-            )
 
 
 def _success(info: Mapping[str, Any]) -> bool:

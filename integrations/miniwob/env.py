@@ -186,7 +186,7 @@ class MiniWoBEnv(GymnasiumToEnv):
     def _reset_sync(
         self, task: Task | None, seed: int | None, options: dict[str, Any] | None
     ) -> tuple[str, dict[str, Any]]:
-        self._started = False  # a failed reset leaves no playable episode
+        self._guard.resetting()  # a failed reset leaves no playable episode
         name = (task.metadata.get(TASK_KEY) if task is not None else None) or self.task_name
         if not name:
             raise ValueError(

@@ -15,8 +15,8 @@ from typing import Any, Self
 
 import anyio
 
-from dreamgym_sdk.env import TaskLike
-from dreamgym_sdk.errors import DreamGymError, EnvClosedError, EpisodeFinishedError, ResetNeededError
+from dreamgym_sdk.env import EpisodeGuard, TaskLike
+from dreamgym_sdk.errors import DreamGymError
 from dreamgym_sdk.types import StepResult, Task
 
 __all__ = ["ActionFromText", "ObservationToText", "OpenEnvBase", "OpenEnvError", "render_observation"]
@@ -67,10 +67,7 @@ class OpenEnvBase(ABC):
         self.environment = environment
         self.task_to_reset = task_to_reset
         self._lock = anyio.Lock()
-        self._started = False
-        self._done = False
-        self._steps = 0
-        self._closed = False
+        self._guard = EpisodeGuard()
 
     @abstractmethod
     async def _reset_payload(self, data: dict[str, Any]) -> Mapping[str, Any]: ...
@@ -90,8 +87,7 @@ class OpenEnvBase(ABC):
             EnvClosedError: the env is closed.
             OpenEnvError: the environment reported an error.
         """
-        if self._closed:
-            raise EnvClosedError("this environment is closed")
+        self._guard.check_open()
         the_task = Task(instruction=task, environment=self.environment) if isinstance(task, str) else task
         data: dict[str, Any] = dict(options or {})
         if seed is not None:
@@ -99,9 +95,9 @@ class OpenEnvBase(ABC):
         if the_task is not None and self.task_to_reset is not None:
             data.update(self.task_to_reset(the_task))
         async with self._lock:
-            self._started = False  # until this reset completes
+            self._guard.resetting()
             payload = await self._reset_payload(data)
-            self._steps, self._done, self._started = 0, bool(payload.get("done", False)), True
+            self._guard.started(done=bool(payload.get("done", False)))
         text, info = self._convert(payload)
         if the_task is not None:
             info["task"] = the_task
@@ -117,28 +113,18 @@ class OpenEnvBase(ABC):
             OpenEnvError: the environment reported an error.
         """
         async with self._lock:
-            if self._closed:
-                raise EnvClosedError("this environment is closed")
-            if not self._started:
-                raise ResetNeededError("call reset() before step()")
-            if self._done:
-                raise EpisodeFinishedError(
-                    f"the episode ended after {self._steps} step(s); call reset() to start a new one"
-                )
+            self._guard.check_step()
             payload = await self._step_payload(action)
-            self._steps += 1
             terminated = bool(payload.get("done", False))
-            truncated = not terminated and self.max_steps is not None and self._steps >= self.max_steps
-            self._done = terminated or truncated
+            truncated = self._guard.stepped(terminated, self.max_steps)
         text, info = self._convert(payload)
         reward = payload.get("reward")
         return StepResult(text, float(reward or 0.0), terminated, truncated, info)
 
     async def close(self) -> None:
         """End the session; idempotent."""
-        if self._closed:
+        if not self._guard.close():
             return
-        self._closed = True
         with anyio.CancelScope(shield=True):
             async with self._lock:
                 await self._close()

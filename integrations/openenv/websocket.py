@@ -156,7 +156,7 @@ class OpenEnvWebSocketEnv(OpenEnvBase):
 
     async def _disconnect(self) -> None:
         ws, self._ws = self._ws, None
-        self._started = False
+        self._guard.resetting()  # the episode lived on the connection
         if ws is not None:
             with anyio.CancelScope(shield=True):
                 await ws.close()

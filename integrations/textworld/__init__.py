@@ -1,5 +1,6 @@
 """TextWorld as a real environment: game generation, an async Env, the abstract-state mapper and the
-admissible commands of an abstract state.
+admissible commands of an abstract state; and TextWorld's side of distillation: collecting and exploring
+games for an experience model's data, replaying episodes for their ground truth, rule-based annotation.
 
 Install the extra with ``pip install 'dreamgym-sdk[textworld]'``. Importing this module does not import
 ``textworld``; generating or playing a game does, and raises :class:`~dreamgym_sdk.MissingExtraError`
@@ -16,6 +17,15 @@ async with TextWorldEnv(games[0], max_steps=30) as env:
 
 from .actions import GameKind, admissible_commands, task_admissible
 from .catalog import GameCatalogEnv
+from .distill import (
+    PolicyMix,
+    annotate_textworld,
+    collect_textworld,
+    collection_policy,
+    explore_textworld,
+    references_from,
+    textworld_tasks,
+)
 from .env import ObservationMode, TextWorldEnv
 from .games import (
     ENVIRONMENT,
@@ -27,6 +37,8 @@ from .games import (
     load_games,
 )
 from .generate import game_path, generate_games
+from .ground_truth import replay_ground_truth
+from .rules import RULES_VERSION, RuleBasedAnnotator, explain_step
 from .state import (
     DEFAULT_STATES,
     AbstractState,
@@ -40,6 +52,7 @@ from .tasks import tasks_with_initial_states
 __all__ = [
     "DEFAULT_STATES",
     "ENVIRONMENT",
+    "RULES_VERSION",
     "AbstractState",
     "CookingSpec",
     "CustomSpec",
@@ -51,16 +64,26 @@ __all__ = [
     "GameKind",
     "GameSpec",
     "ObservationMode",
+    "PolicyMix",
+    "RuleBasedAnnotator",
     "Split",
     "TextWorldEnv",
     "TextWorldStateMapper",
     "admissible_commands",
+    "annotate_textworld",
+    "collect_textworld",
+    "collection_policy",
+    "explain_step",
+    "explore_textworld",
     "game_path",
     "generate_games",
     "is_textworld_available",
     "load_games",
+    "references_from",
+    "replay_ground_truth",
     "task_admissible",
     "tasks_with_initial_states",
+    "textworld_tasks",
 ]
 
 

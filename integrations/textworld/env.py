@@ -13,8 +13,7 @@ from typing import Any, Self
 import anyio
 
 from dreamgym_sdk._imports import require
-from dreamgym_sdk.env import TaskLike
-from dreamgym_sdk.errors import EnvClosedError, EpisodeFinishedError, ResetNeededError
+from dreamgym_sdk.env import EpisodeGuard, TaskLike
 from dreamgym_sdk.types import StepResult, Task
 
 from ._text import clean_feedback
@@ -116,11 +115,8 @@ class TextWorldEnv:
         self._engine_path: Path | None = None
         self._task: Task | None = None
         self._seed: int | None = None
-        self._steps = 0
         self._score = 0.0
-        self._started = False
-        self._done = False
-        self._closed = False
+        self._guard = EpisodeGuard()
         self._lock = anyio.Lock()
 
     @property
@@ -142,10 +138,9 @@ class TextWorldEnv:
             EnvClosedError: the env is closed.
             ValueError: no game to play (no ``game`` given and the task names none).
         """
-        if self._closed:
-            raise EnvClosedError("this environment is closed")
+        self._guard.check_open()
         async with self._lock:
-            self._started = False  # until this reset completes (a cancelled reset leaves no episode)
+            self._guard.resetting()  # a cancelled reset leaves no episode
             game = await self._resolve_game(task)
             await self._load(game.path)
             engine = self._engine
@@ -153,7 +148,8 @@ class TextWorldEnv:
                 await _run_engine(engine.seed, seed)
             state = await _run_engine(engine.reset)
             self._game, self._seed = game, seed
-            self._steps, self._score, self._started, self._done = 0, float(state["score"] or 0), True, False
+            self._score = float(state["score"] or 0)
+            self._guard.started()
             feedback = str(state["feedback"] or "")
             abstract = self.mapper.state(state, feedback=None)
             obs = self._observation(abstract, feedback)
@@ -172,25 +168,16 @@ class TextWorldEnv:
             EpisodeFinishedError: the episode already terminated or was truncated.
         """
         async with self._lock:
-            if self._closed:
-                raise EnvClosedError("this environment is closed")
-            if not self._started:
-                raise ResetNeededError("call reset() before step()")
-            if self._done:
-                raise EpisodeFinishedError(
-                    f"the episode ended after {self._steps} step(s); call reset() to start a new one"
-                )
+            self._guard.check_step()
             command = " ".join(action.split())  # one command: no newlines reach the interpreter
             # The engine call is shielded from cancellation and nothing below awaits: a step either
             # happens completely or not at all.
             state, score, done = await _run_engine(self._engine.step, command)
-            self._steps += 1
             reward = float(score or 0) - self._score
             self._score = float(score or 0)
             won, lost = bool(state["won"]), bool(state["lost"])
             terminated = won or lost or bool(done)
-            truncated = not terminated and self._steps >= self.max_steps
-            self._done = terminated or truncated
+            truncated = self._guard.stepped(terminated, self.max_steps)
             feedback = str(state["feedback"] or "")
             abstract = self.mapper.state(state, feedback=feedback)
             obs = self._observation(abstract, feedback)
@@ -198,9 +185,8 @@ class TextWorldEnv:
 
     async def close(self) -> None:
         """Stop the engine; idempotent."""
-        if self._closed:
+        if not self._guard.close():
             return
-        self._closed = True
         with anyio.CancelScope(shield=True):  # waits for a running step, then always stops the engine
             async with self._lock:
                 engine, self._engine = self._engine, None

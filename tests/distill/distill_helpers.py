@@ -12,7 +12,8 @@ import pytest
 
 from dreamgym_sdk._imports import is_available
 from dreamgym_sdk.collect import MemorySink, collect
-from dreamgym_sdk.distill import GroundTruthReport, PolicyMix, collection_policy, replay_ground_truth
+from dreamgym_sdk.distill import GroundTruthReport
+from dreamgym_sdk.integrations.textworld import PolicyMix, collection_policy, replay_ground_truth
 from dreamgym_sdk.testing import ScriptedPolicy
 from dreamgym_sdk.types import Transition
 

@@ -8,21 +8,23 @@ from pathlib import Path
 from distill_helpers import SCRIPT, TWData, needs_textworld
 
 from dreamgym_sdk.distill import (
-    RULES_VERSION,
     AnnotatedData,
     Annotation,
     AnnotationRequest,
     LLMAnnotator,
-    RuleBasedAnnotator,
     StepGroundTruth,
     annotate_transitions,
     annotations_path,
-    explain_step,
     read_annotated,
     read_tasks,
-    replay_ground_truth,
     write_annotated,
     write_tasks,
+)
+from dreamgym_sdk.integrations.textworld import (
+    RULES_VERSION,
+    RuleBasedAnnotator,
+    explain_step,
+    replay_ground_truth,
 )
 from dreamgym_sdk.providers.base import ChatRequest
 from dreamgym_sdk.testing import FunctionProvider, ScriptedProvider

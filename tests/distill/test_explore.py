@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from distill_helpers import needs_textworld
 
-from dreamgym_sdk.distill import annotate_textworld, explore_textworld
 from dreamgym_sdk.distill.ground_truth import episodes_of
-from dreamgym_sdk.integrations.textworld import GameInfo, TextWorldEnv
+from dreamgym_sdk.integrations.textworld import GameInfo, TextWorldEnv, annotate_textworld, explore_textworld
 from dreamgym_sdk.types import Source
 
 pytestmark = needs_textworld

@@ -93,6 +93,8 @@ def fake_litellm(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             raise SimpleNamespace_error(429)
         if kwargs["input"] == ["bad"]:
             raise SimpleNamespace_error(500)
+        if kwargs["input"] == ["flaky"] and sum(r["input"] == ["flaky"] for r in requests) == 1:
+            raise SimpleNamespace_error(503)  # the first try only
         data = [{"index": i, "embedding": [float(len(t)), 1.0, 0.0]} for i, t in enumerate(kwargs["input"])]
         return SimpleNamespace(data=list(reversed(data)))  # out of order on purpose
 
@@ -120,6 +122,20 @@ async def test_litellm_embedder_batches_orders_and_normalises(fake_litellm: list
     assert info.value.status_code == 500
     with pytest.raises(ProviderError, match="expected dim=4"):
         await LiteLLMEmbedder("m", dim=4).embed(["a"])
+
+
+async def test_litellm_embedder_retries_transient_faults_as_providers_do(
+    fake_litellm: list[dict[str, Any]],
+) -> None:
+    from dreamgym_sdk.providers import RetryPolicy
+
+    embedder = LiteLLMEmbedder("m", dim=3, retry=RetryPolicy(max_attempts=3, initial_backoff=0.01))
+    assert (await embedder.embed(["flaky"])).shape == (1, 3)  # a 503, then an answer
+    assert [r["input"] for r in fake_litellm] == [["flaky"], ["flaky"]]
+    assert fake_litellm[0]["num_retries"] == 0  # LiteLLM's own retries are off: ours count
+    with pytest.raises(RateLimitError):
+        await embedder.embed(["boom"])
+    assert len(fake_litellm) == 2 + 3  # a 429 every time: three tries, then the typed error
 
 
 async def test_minilm_vectors(minilm: TransformerEmbedder) -> None:

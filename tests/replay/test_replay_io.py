@@ -26,7 +26,7 @@ from dreamgym_sdk.replay import (
     parse_record,
     to_hf_dataset,
 )
-from dreamgym_sdk.testing.replay import sample_transitions
+from dreamgym_sdk.testing.replay import example_transitions
 from dreamgym_sdk.types import Episode, Source, Task, Transition
 
 
@@ -36,7 +36,7 @@ def write_lines(path: Path, records: list[Any]) -> Path:
 
 
 async def test_jsonl_round_trip(make_lance: LanceFactory, tmp_path: Path) -> None:
-    data = sample_transitions()
+    data = example_transitions()
     async with make_lance() as source, make_lance() as target:
         await source.add(data)
         assert await export_jsonl(source, tmp_path / "out.jsonl") == len(data)
@@ -157,7 +157,7 @@ async def test_gzip_and_dispatch_by_suffix(make_lance: LanceFactory, tmp_path: P
 
 
 async def test_parquet_round_trip(make_lance: LanceFactory, tmp_path: Path) -> None:
-    data = sample_transitions()
+    data = example_transitions()
     async with make_lance() as source:
         await source.add(data)
         assert await export_parquet(source, tmp_path / "plain.parquet") == len(data)
@@ -173,7 +173,7 @@ async def test_parquet_round_trip(make_lance: LanceFactory, tmp_path: Path) -> N
 
 
 async def test_parquet_with_vectors_skips_re_embedding(make_lance: LanceFactory, tmp_path: Path) -> None:
-    data = sample_transitions()
+    data = example_transitions()
     async with make_lance() as source:
         await source.add(data)
         await export_parquet(source, tmp_path / "vectors.parquet", vectors=True)
@@ -205,7 +205,7 @@ async def test_parquet_validation_names_the_row(make_lance: LanceFactory, tmp_pa
 
 async def test_hugging_face_datasets_round_trip(make_lance: LanceFactory) -> None:
     pytest.importorskip("datasets")
-    data = sample_transitions()
+    data = example_transitions()
     async with make_lance() as source:
         await source.add(data)
         dataset = await to_hf_dataset(source)

@@ -14,7 +14,7 @@ from replay_helpers import transition
 from dreamgym_sdk.embeddings import CachedEmbedder, HashingEmbedder
 from dreamgym_sdk.errors import ConfigError, RecordValidationError, ReplayBufferError
 from dreamgym_sdk.replay import LanceDBReplayBuffer, ReplayConfig, embedding_text
-from dreamgym_sdk.testing.replay import sample_transitions
+from dreamgym_sdk.testing.replay import example_transitions
 from dreamgym_sdk.types import Provenance, Source, Transition
 
 
@@ -59,7 +59,7 @@ async def test_a_table_from_before_samples_gains_the_column_and_keeps_its_rows(
     db = await lancedb.connect_async(str(tmp_path / "db"))
     table = await db.open_table(ReplayConfig().table)
     await table.drop_columns(["sample"])  # as schema version 2 wrote it
-    sampled = transition(2, sample=sample_transitions()[0].sample)
+    sampled = transition(2, sample=example_transitions()[0].sample)
     async with LanceDBReplayBuffer(tmp_path / "db", embedder=hashing) as buffer:
         await buffer.add([sampled])
         assert await buffer.get([old.id, sampled.id]) == [old, sampled]

@@ -16,15 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.collect import ExpertPolicy, MemorySink, MixturePolicy, RandomAdmissiblePolicy, collect
 from dreamgym_sdk.collect.policies import expert_action
-from dreamgym_sdk.distill._tw import textworld_integration
 from dreamgym_sdk.distill.annotate import AnnotatedData, Annotator, annotate_transitions
-from dreamgym_sdk.distill.ground_truth import GroundTruthReport, replay_ground_truth
+from dreamgym_sdk.distill.ground_truth import GroundTruthReport
 from dreamgym_sdk.distill.metrics import Reference
 from dreamgym_sdk.distill.policies import InvalidActionPolicy
-from dreamgym_sdk.distill.rules import RuleBasedAnnotator
 from dreamgym_sdk.env import RecordingEnv
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.types import Task, Transition
+
+from .actions import admissible_commands
+from .env import TextWorldEnv
+from .ground_truth import replay_ground_truth
+from .rules import RuleBasedAnnotator
 
 __all__ = [
     "PolicyMix",
@@ -70,8 +73,7 @@ def collection_policy(mix: PolicyMix, *, seed: int = 0) -> Policy:
     if mix.invalid_rate == 0:
         return base
     # the invalid actions a DreamEnv will offer: TextWorld's grammar on the state, minus what the game admits
-    near_misses = textworld_integration().admissible_commands
-    return InvalidActionPolicy(mix.invalid_rate, seed=seed + 3, base=base, near_misses=near_misses)
+    return InvalidActionPolicy(mix.invalid_rate, seed=seed + 3, base=base, near_misses=admissible_commands)
 
 
 def textworld_tasks(games: Sequence[Any]) -> dict[str, Task]:
@@ -101,10 +103,9 @@ async def collect_textworld(
         seed: seed of the episodes and the policies.
         on_episode: called with each finished episode.
     """
-    tw = textworld_integration()
     sink = MemorySink()
     result = await collect(
-        lambda _: tw.TextWorldEnv(max_steps=max_steps),
+        lambda _: TextWorldEnv(max_steps=max_steps),
         collection_policy(mix or PolicyMix(), seed=seed),
         [g.to_task() for g in games],
         sink,
@@ -134,9 +135,8 @@ async def explore_textworld(
         max_steps: step limit of the expert's episode.
         on_game: called with each game once it is explored.
     """
-    tw = textworld_integration()
     transitions: list[Transition] = []
-    async with RecordingEnv(tw.TextWorldEnv(max_steps=max_steps)) as env:
+    async with RecordingEnv(TextWorldEnv(max_steps=max_steps)) as env:
         for game in games:
             task = game.to_task()
             _, info = await env.reset(task=task)
@@ -177,7 +177,7 @@ async def annotate_textworld(
     Args:
         transitions: recorded TextWorld transitions.
         games: the games they were played in.
-        annotator: defaults to :class:`~dreamgym_sdk.distill.RuleBasedAnnotator` (dense rewards).
+        annotator: defaults to :class:`RuleBasedAnnotator` (dense rewards).
         concurrency: annotations in flight (matters for LLM annotators).
         on_done: called after each annotation.
     """
