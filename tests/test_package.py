@@ -61,6 +61,25 @@ def test_names_moved_to_the_textworld_integration_still_resolve_with_a_warning()
         _ = distill.no_such_name  # pyright: ignore[reportAttributeAccessIssue]
 
 
+def test_importing_the_package_changes_no_global_state() -> None:
+    modules = ", ".join(
+        f"dreamgym_sdk.{m}"
+        for m in ("testing", "cli", "curriculum", "replay", "policies", "training", "collect", "demo",
+                  "distill", "experience", "serve", "embeddings", "providers", "integrations.textworld")
+    )  # fmt: skip
+    code = (
+        "import logging, os, sys, warnings\n"
+        "import aiohttp.web, numpy  # add warning filters of their own when imported\n"
+        "def state():\n"
+        "    root = logging.getLogger()\n"
+        "    return (list(warnings.filters), dict(os.environ), root.level, list(root.handlers),\n"
+        "            sys.getrecursionlimit(), logging.getLogger('dreamgym_sdk').handlers)\n"
+        f"before = state()\nimport dreamgym_sdk, {modules}\nprint(state() == before)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "True"
+
+
 def test_core_import_stays_light() -> None:
     heavy = ["torch", "transformers", "trl", "lancedb", "litellm", "ray", "vllm", "textworld", "pyarrow"]
     modules = ", ".join(

@@ -23,7 +23,7 @@ import json
 import statistics
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,24 +113,35 @@ class DemoResult(BaseModel):
 
 async def run_demo(config: DemoConfig, out: str | Path, *, console: Console | None = None) -> DemoResult:
     """Run (or resume) the demo in ``out``; returns the results and writes ``out/results.json`` and
-    ``out/results.png``."""
-    _quiet_libraries()
-    demo = _Demo(config, Path(out), console or Console())
-    return await demo.run()
+    ``out/results.png``. Libraries below stay quiet while it runs (the demo shows its own progress) and
+    speak as before once it returns or fails."""
+    with _quiet_libraries():
+        return await _Demo(config, Path(out), console or Console()).run()
 
 
-def _quiet_libraries() -> None:
-    """The demo shows its own progress: no per-file progress bars or deprecation notices from below."""
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl)\.")
-    with contextlib.suppress(ImportError):
-        import transformers
+@contextlib.contextmanager
+def _quiet_libraries() -> Generator[None]:
+    """No per-file progress bars or deprecation notices from transformers, TRL and the Hub within; their
+    warning filters, verbosity and progress bars are restored on the way out."""
+    with contextlib.ExitStack() as restore:
+        restore.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl)\.")
+        with contextlib.suppress(ImportError):
+            import transformers.utils.logging as hf_logging
 
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    with contextlib.suppress(ImportError):
-        import huggingface_hub.utils
+            verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+            hf_logging.set_verbosity_error()
+            restore.callback(hf_logging.set_verbosity, verbosity)
+            if bars:
+                restore.callback(hf_logging.enable_progress_bar)
+        with contextlib.suppress(ImportError):
+            import huggingface_hub.utils as hub
 
-        huggingface_hub.utils.disable_progress_bars()
+            if not hub.are_progress_bars_disabled():
+                hub.disable_progress_bars()
+                restore.callback(hub.enable_progress_bars)
+        yield
 
 
 @dataclass

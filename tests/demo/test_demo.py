@@ -216,3 +216,31 @@ def test_results_record_the_package_versions() -> None:
     versions = package_versions()
     assert set(versions) == {"python", *VERSIONED}
     assert versions["dreamgym-sdk"] != "not installed"
+
+
+async def test_calling_run_demo_leaves_no_global_state_behind(tmp_path: Path) -> None:
+    import warnings
+
+    transformers_logging = pytest.importorskip("transformers.utils.logging")
+    hub = pytest.importorskip("huggingface_hub.utils")
+    from dreamgym_sdk.demo import run_demo
+    from dreamgym_sdk.errors import ConfigError
+
+    (tmp_path / "demo-config.json").write_text(
+        json.dumps(DemoConfig.quick().model_dump(mode="json", exclude={"seeds"}))
+    )
+    before = (
+        list(warnings.filters),
+        transformers_logging.get_verbosity(),
+        transformers_logging.is_progress_bar_enabled(),
+        hub.are_progress_bars_disabled(),
+    )
+    with pytest.raises(ConfigError, match="other settings"):  # fails inside, after quieting the libraries
+        await run_demo(DemoConfig.quick(rl_iterations=5), tmp_path)
+    after = (
+        list(warnings.filters),
+        transformers_logging.get_verbosity(),
+        transformers_logging.is_progress_bar_enabled(),
+        hub.are_progress_bars_disabled(),
+    )
+    assert after == before
