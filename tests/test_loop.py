@@ -10,9 +10,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from dreamgym_sdk import DreamEnv, EventBus, ExperienceRequest, PolicyUpdated, Task, TaskAccepted
@@ -222,6 +224,57 @@ async def test_a_kill_between_checkpoint_and_state_resumes_from_the_committed_it
     backend = CheckpointedTrainer()
     await trainer(backend, 2).run()
     assert backend.loaded == 1  # the checkpoint of the iteration the state committed, not the newer one
+
+
+class SlowCheckpointTrainer(CheckpointedTrainer):
+    """Saving and loading block their thread for a while, as writing real weights does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busy = False
+
+    def save(self, directory: Path) -> None:
+        self.busy = True
+        time.sleep(0.3)
+        super().save(directory)
+        self.busy = False
+
+    def load(self, directory: Path) -> None:
+        self.busy = True
+        time.sleep(0.3)
+        super().load(directory)
+        self.busy = False
+
+
+async def test_checkpoints_save_and_load_off_the_event_loop(tmp_path: Path) -> None:
+    backend = SlowCheckpointTrainer()
+    ticks = saving = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += backend.busy  # the loop got a turn while the backend was saving or loading
+
+    def trainer(iterations: int) -> DreamGymTrainer:
+        return DreamGymTrainer(
+            env_factory=lambda g: DreamEnv(FunctionExperienceModel(coin_world, initial_state="s")),
+            policy=random_policy(0),
+            backend=backend,
+            curriculum=TaskPool([Task(id="t", instruction="a task")]),
+            run_dir=tmp_path,
+            config=LoopConfig(
+                tasks_per_iteration=2, group_size=2, progress=False, budget=Budget(iterations=iterations)
+            ),
+        )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await trainer(1).run()  # saves a checkpoint
+        saving = ticks
+        await trainer(2).run()  # loads it, then saves another
+        tg.cancel_scope.cancel()
+    assert saving > 0 and ticks > saving and backend.loaded is not None
 
 
 def test_a_backend_or_curriculum_with_another_group_size_is_refused(tmp_path: Path) -> None:

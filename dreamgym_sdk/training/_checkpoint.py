@@ -22,16 +22,18 @@ RNG_FILE = "rng.pt"
 EXPORT_DIR = "model"
 
 
-def _old(target: Path) -> Path:
+def previous(target: Path) -> Path:
+    """Where :func:`atomic_directory` keeps the checkpoint it replaces until the new one is in place."""
     return target.with_name(target.name + ".old")
 
 
 @contextmanager
-def atomic_directory(target: Path) -> Generator[Path]:
+def atomic_directory(target: Path, *, keep_previous: bool = False) -> Generator[Path]:
     """Yield a fresh temporary sibling of ``target``; on success it replaces ``target`` by renames.
 
     A crash leaves either the previous checkpoint or the new one: between the two renames the previous
-    one is at ``<target>.old``, which :func:`resolve_checkpoint` falls back to.
+    one is at ``<target>.old``, which :func:`resolve_checkpoint` falls back to. ``keep_previous`` leaves
+    it there, for a caller whose commit point comes later (the loop's ``state.json``) to remove.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -39,13 +41,13 @@ def atomic_directory(target: Path) -> Generator[Path]:
     try:
         yield tmp
         _fsync_tree(tmp)
-        old = _old(target)
+        old = previous(target)
         if old.exists():
             shutil.rmtree(old)
         if target.exists():
             target.rename(old)
         tmp.rename(target)
-        if old.exists():
+        if old.exists() and not keep_previous:
             shutil.rmtree(old)
     finally:
         if tmp.exists():
@@ -56,8 +58,8 @@ def resolve_checkpoint(target: Path) -> Path:
     """The directory to load: ``target``, or the previous checkpoint a crash left at ``<target>.old``."""
     if (target / STATE_FILE).exists():
         return target
-    if (_old(target) / STATE_FILE).exists():
-        return _old(target)
+    if (previous(target) / STATE_FILE).exists():
+        return previous(target)
     raise FileNotFoundError(f"no checkpoint at {target}")
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.bus import EventBus
@@ -24,6 +25,7 @@ from dreamgym_sdk.events import EpisodeCompleted, PolicyUpdated
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.rollout import EnvFactory, RolloutRunner, group_by_task
+from dreamgym_sdk.training._checkpoint import atomic_directory, previous
 from dreamgym_sdk.training.base import TrainerBackend, attach_trainer
 from dreamgym_sdk.types import Episode, Source, Task
 
@@ -200,6 +202,7 @@ class DreamGymTrainer:
         return self.run_dir / "checkpoint"
 
     def _resume(self) -> None:
+        """Blocking (state files, the backend's weights): runs in a worker thread."""
         if not self.state_path.exists():
             return
         state = json.loads(self.state_path.read_text())
@@ -210,7 +213,7 @@ class DreamGymTrainer:
         if isinstance(self.backend, Checkpointable):
             # a kill between swapping in a new checkpoint and committing state.json leaves the checkpoint one
             # iteration ahead; the previous one is then still in checkpoint.old
-            for directory in (self.checkpoint_dir, self._previous_checkpoint):
+            for directory in (self.checkpoint_dir, previous(self.checkpoint_dir)):
                 if directory.exists() and _checkpoint_iteration(directory) in (None, self.iteration):
                     self.backend.load(directory)
                     break
@@ -220,23 +223,15 @@ class DreamGymTrainer:
             _atomic_write(self.metrics_path, "".join(ln + "\n" for ln in kept))
         log.info("resumed run", run_dir=str(self.run_dir), iteration=self.iteration)
 
-    @property
-    def _previous_checkpoint(self) -> Path:
-        return self.run_dir / "checkpoint.old"
-
     def _checkpoint(self, metrics: dict[str, float]) -> None:
         """Commit a finished iteration: checkpoint, metrics line, then ``state.json``, the commit point; the
-        previous checkpoint is removed only once the state names the new one's iteration."""
-        old = self._previous_checkpoint
+        previous checkpoint is removed only once the state names the new one's iteration. Blocking: runs
+        in a worker thread."""
         if isinstance(self.backend, Checkpointable):
-            tmp = self.run_dir / "checkpoint.tmp"
-            _remove_tree(tmp)
-            self.backend.save(tmp)
-            (tmp / _ITERATION_FILE).write_text(str(self.iteration))
-            _remove_tree(old)
-            if self.checkpoint_dir.exists():
-                self.checkpoint_dir.rename(old)
-            tmp.rename(self.checkpoint_dir)
+            with atomic_directory(self.checkpoint_dir, keep_previous=True) as tmp:
+                tmp.rmdir()  # a Checkpointable's save makes its directory
+                self.backend.save(tmp)
+                (tmp / _ITERATION_FILE).write_text(str(self.iteration))
         with self.metrics_path.open("a") as f:
             f.write(json.dumps(metrics) + "\n")
             f.flush()
@@ -244,7 +239,7 @@ class DreamGymTrainer:
         version, internal, gauss = self._rng.getstate()
         state = {"iteration": self.iteration, "totals": self.totals, "rng": [version, list(internal), gauss]}
         _atomic_write(self.state_path, json.dumps(state))
-        _remove_tree(old)
+        _remove_tree(previous(self.checkpoint_dir))
 
     # -- the loop --------------------------------------------------------------------------------
     def _exhausted(self) -> str | None:
@@ -264,7 +259,7 @@ class DreamGymTrainer:
     async def run(self) -> list[dict[str, float]]:
         """Run iterations until the budget is spent; return the metrics of the iterations run now."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._resume()
+        await anyio.to_thread.run_sync(self._resume)  # weights load off the event loop
         if self.bus is not None:
             return await self._run(self.bus)
         async with EventBus() as bus:
@@ -357,7 +352,7 @@ class DreamGymTrainer:
             **{f"train/{k}": float(v) for k, v in update.items()},
             **{f"total/{k}": v for k, v in self.totals.items()},
         }
-        self._checkpoint(metrics)
+        await anyio.to_thread.run_sync(self._checkpoint, metrics)  # off the loop; not abandoned if cancelled
         for hook in self.on_metrics:
             hook(metrics)
         return metrics
