@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,11 +18,7 @@ def reward_variance(rewards: Sequence[float]) -> float:
     High for tasks the policy sometimes solves and sometimes not (the most informative for GRPO), zero for
     tasks it always or never solves, and for groups of fewer than two rollouts.
     """
-    n = len(rewards)
-    if n < 2:
-        return 0.0
-    mean = sum(rewards) / n
-    return sum((r - mean) ** 2 for r in rewards) / n
+    return statistics.pvariance(rewards) if len(rewards) >= 2 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
