@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import structlog
@@ -59,6 +61,18 @@ def test_names_moved_to_the_textworld_integration_still_resolve_with_a_warning()
         assert distill.collect_textworld is textworld.collect_textworld  # pyright: ignore[reportAttributeAccessIssue]
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = distill.no_such_name  # pyright: ignore[reportAttributeAccessIssue]
+
+
+PINNED = json.loads((Path(__file__).parent / "public_api.json").read_text())
+"""Each subpackage's ``__all__``: change it deliberately, with a deprecation path for what goes."""
+
+
+@pytest.mark.parametrize("module", sorted(PINNED))
+def test_subpackage_public_surfaces_are_pinned(module: str) -> None:
+    names = set(importlib.import_module(f"dreamgym_sdk.{module}").__all__)
+    pinned = set(PINNED[module])
+    assert names >= pinned, f"dreamgym_sdk.{module} lost {sorted(pinned - names)}: deprecate before removing"
+    assert names <= pinned, f"dreamgym_sdk.{module} gained {sorted(names - pinned)}: add to public_api.json"
 
 
 def test_importing_the_package_changes_no_global_state() -> None:

@@ -4,7 +4,7 @@ Use the doubles where the real part cannot run (hosted APIs, GPUs) and the ``che
 your own implementations of the SDK's protocols.
 """
 
-from dreamgym_sdk.testing.conformance import check_env
+from dreamgym_sdk.testing.conformance import check_env, check_provider
 from dreamgym_sdk.testing.doubles import (
     FunctionExperienceModel,
     FunctionPolicy,
@@ -46,6 +46,7 @@ __all__ = [
     "build_tiny_model",
     "build_tiny_tokenizer",
     "check_env",
+    "check_provider",
     "check_replay_buffer",
     "key_and_door_env",
     "key_and_door_policy",

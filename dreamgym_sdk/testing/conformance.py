@@ -6,15 +6,18 @@ import math
 from collections.abc import Sequence
 from typing import Any, cast
 
+import anyio
+
 from dreamgym_sdk.env import Env, TaskLike
 from dreamgym_sdk.errors import ConformanceError, EnvClosedError, EpisodeFinishedError, ResetNeededError
+from dreamgym_sdk.providers.base import ChatRequest, ChatResponse, Provider, Usage
 from dreamgym_sdk.types import StepResult
 
-__all__ = ["check_env"]
+__all__ = ["check_env", "check_provider"]
 
 
-def _fail(message: str) -> ConformanceError:
-    return ConformanceError(f"check_env: {message}")
+def _fail(message: str, check: str = "check_env") -> ConformanceError:
+    return ConformanceError(f"{check}: {message}")
 
 
 async def check_env(
@@ -130,3 +133,88 @@ def _check_step(result: Any, index: int) -> None:
         raise _fail(f"{where}: info must be dict")
     if len(tuple(result)) != 5:
         raise _fail(f"{where}: StepResult must unpack to 5 values")
+
+
+async def check_provider(
+    provider: Provider,
+    *,
+    request: ChatRequest | None = None,
+    concurrency: int = 4,
+    check_determinism: bool = False,
+) -> None:
+    """Check that ``provider`` follows the :class:`~dreamgym_sdk.providers.Provider` protocol; raise
+    ConformanceError if not.
+
+    It verifies: ``model`` is a non-empty string; ``complete`` returns a :class:`ChatResponse` (text and
+    model strings, non-negative token counts, a cost that is ``None`` or non-negative, a non-negative
+    latency); asked for log-probabilities, the answer's token ids and log-probabilities (when given) are
+    as many and each log-probability is at most 0; ``concurrency`` calls in flight at once all answer;
+    a call cancelled in flight leaves the provider usable; with ``check_determinism``, two identical
+    seeded requests at temperature 0 give the same text (hosted APIs may not promise that); ``aclose``
+    is idempotent.
+
+    Args:
+        provider: the provider under test (it is closed at the end).
+        request: what to ask; defaults to a short seeded question at temperature 0.
+        concurrency: calls sent at once.
+        check_determinism: compare the answers to two identical requests.
+    """
+    request = request or ChatRequest.of(None, "Say hello.", temperature=0.0, max_tokens=16, seed=0)
+    for name in ("complete", "aclose"):
+        if not callable(getattr(provider, name, None)):
+            raise _fail(f"missing method {name}()", "check_provider")
+    if not isinstance(getattr(provider, "model", None), str) or not provider.model:
+        raise _fail("model must be a non-empty string", "check_provider")
+
+    first = await _complete(provider, request, "a call")
+
+    answers: list[ChatResponse] = []
+
+    async def one(index: int) -> None:
+        answers.append(await _complete(provider, request, f"call {index} of {concurrency} at once"))
+
+    async with anyio.create_task_group() as tg:
+        for index in range(concurrency):
+            tg.start_soon(one, index)
+    if len(answers) != concurrency:
+        raise _fail(f"{concurrency} calls at once gave {len(answers)} answers", "check_provider")
+
+    with anyio.move_on_after(0.05):  # abandoned in flight (unless it answers sooner)
+        await provider.complete(request)
+    await _complete(provider, request, "a call after a cancelled one")
+
+    if check_determinism:
+        again = await _complete(provider, request, "a repeated call")
+        if again.text != first.text:
+            raise _fail(
+                f"two identical requests gave different answers: {first.text[:80]!r} vs {again.text[:80]!r}",
+                "check_provider",
+            )
+
+    await provider.aclose()
+    await provider.aclose()  # idempotent
+
+
+async def _complete(provider: Provider, request: ChatRequest, what: str) -> ChatResponse:
+    response: Any = await provider.complete(request)
+    check = "check_provider"
+    if not isinstance(response, ChatResponse):
+        raise _fail(f"{what}: complete() must return ChatResponse, got {type(response).__name__}", check)
+    if not isinstance(response.text, str) or not isinstance(response.model, str):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise _fail(f"{what}: text and model must be strings", check)
+    usage: Usage = response.usage
+    if usage.prompt_tokens < 0 or usage.completion_tokens < 0:
+        raise _fail(f"{what}: negative token counts {usage}", check)
+    if usage.cost_usd is not None and not usage.cost_usd >= 0:
+        raise _fail(f"{what}: cost must be None or non-negative, got {usage.cost_usd}", check)
+    if not response.latency_s >= 0:
+        raise _fail(f"{what}: latency must be non-negative, got {response.latency_s}", check)
+    if request.logprobs and response.token_ids is not None and response.logprobs is not None:
+        if len(response.token_ids) != len(response.logprobs):
+            raise _fail(
+                f"{what}: {len(response.token_ids)} answer tokens, {len(response.logprobs)} log-probabilities",
+                check,
+            )
+        if any(not lp <= 0 for lp in response.logprobs):
+            raise _fail(f"{what}: a log-probability above 0", check)
+    return response
