@@ -51,21 +51,18 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import anyio
-import anyio.lowlevel
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ConfigError
 from dreamgym_sdk.policies.base import admissible_actions
 from dreamgym_sdk.policies.llm import parse_action
-from dreamgym_sdk.providers.hf import BatchStats
+from dreamgym_sdk.providers._batching import BatchJob, DynamicBatcher
 from dreamgym_sdk.types import Action, Sample, Task, Transition
 
 __all__ = [
@@ -135,16 +132,13 @@ class HFPolicyConfig(BaseModel):
         return {k: v for k, v in cast(dict[str, Any], data).items() if k != "max_recorded_episodes"}
 
 
-@dataclass(eq=False)
-class _Job:
+@dataclass(eq=False, kw_only=True)
+class _Job(BatchJob):
     prompt_ids: list[int]
     candidates: list[list[int]] | None
-    done: anyio.Event = field(default_factory=anyio.Event)
-    lead: bool = False
     completion: list[int] | None = None
     logprobs: list[float] | None = None
     allowed: list[tuple[int, ...]] | None = None
-    error: BaseException | None = None
 
 
 class HFPolicy:
@@ -169,7 +163,12 @@ class HFPolicy:
         self.config = config or HFPolicyConfig()
         self.name: str | None = str(getattr(model.config, "_name_or_path", "") or "") or None
         """The model's path or hub id (recorded on every sample)."""
-        self.stats = BatchStats()
+        self._batcher = DynamicBatcher[_Job](
+            self._generate_batch,
+            max_batch_size=self.config.max_batch_size,
+            interrupted=lambda: RuntimeError("HFPolicy: generation was interrupted"),
+        )
+        self.stats = self._batcher.stats
         """Batching statistics: requests, ``generate`` calls and batch sizes."""
         self.weights_lock = threading.Lock()
         """Held by generation for each batch and by trainers while they write the weights."""
@@ -183,8 +182,6 @@ class HFPolicy:
         seed = self.config.seed if self.config.seed is not None else int.from_bytes(os.urandom(8), "little")
         self.generator: Any = torch.Generator(device=model.device).manual_seed(seed)
         """The sampling generator (its state is part of a trainer checkpoint)."""
-        self._queue: deque[_Job] = deque()
-        self._busy = False
         self._turn_prefix: list[int] | None = None
         model.eval()
 
@@ -378,7 +375,7 @@ class HFPolicy:
         candidates = None
         if self.config.constrain_to_admissible and admissible:
             candidates = [[*self._encode(a), self.eos_ids[0]] for a in admissible]
-        job = await self._submit(_Job(prompt, candidates))
+        job = await self._batcher.submit(_Job(prompt_ids=prompt, candidates=candidates))
         assert job.completion is not None and job.logprobs is not None
         completion = job.completion
         finished = bool(completion) and completion[-1] in self.eos_ids
@@ -408,68 +405,11 @@ class HFPolicy:
     def _encode(self, text: str) -> list[int]:
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
-    async def _submit(self, job: _Job) -> _Job:
-        self._queue.append(job)
-        if not self._busy:
-            self._busy = True
-            job.lead = True
-        else:
-            try:
-                await job.done.wait()
-            except BaseException:
-                self._abandon(job)
-                raise
-        if job.lead and job.completion is None and job.error is None:
-            await self._run_batch(job)
-        if job.error is not None:
-            raise job.error
-        return job
-
-    def _abandon(self, job: _Job) -> None:
-        if job in self._queue:
-            self._queue.remove(job)
-        if job.lead and job.completion is None and job.error is None:
-            self._hand_over()
-
-    def _hand_over(self) -> None:
-        if self._queue:
-            nxt = self._queue[0]
-            nxt.lead = True
-            nxt.done.set()
-        else:
-            self._busy = False
-
-    async def _run_batch(self, leader: _Job) -> None:
-        try:
-            await anyio.lowlevel.checkpoint()  # let callers that are ready now join this batch
-        except BaseException:
-            self._abandon(leader)
-            raise
-        size = min(self.config.max_batch_size, len(self._queue))
-        jobs = [self._queue.popleft() for _ in range(size)]
-        try:
-            # Not abandoned on cancel: the thread answers every job, so the other callers get their actions.
-            await anyio.to_thread.run_sync(self._generate_batch, jobs)
-        finally:
-            for job in jobs:
-                if job.completion is None and job.error is None:
-                    job.error = RuntimeError("HFPolicy: generation was interrupted")
-                job.done.set()
-            self._hand_over()
-
     # -- blocking work, in a worker thread -----------------------------------------------------------
 
     def _generate_batch(self, jobs: list[_Job]) -> None:
-        try:
-            with self.weights_lock:
-                self._generate(jobs)
-        except Exception as exc:  # one failure answers the whole batch
-            for job in jobs:
-                job.error = exc
-            return
-        self.stats.requests += len(jobs)
-        self.stats.batches += 1
-        self.stats.sizes[len(jobs)] += 1
+        with self.weights_lock:
+            self._generate(jobs)
 
     def _generate(self, jobs: list[_Job]) -> None:
         torch = require("torch", extra="hf", feature="HFPolicy")

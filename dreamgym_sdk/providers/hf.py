@@ -21,16 +21,15 @@ Needs the ``hf`` extra (torch, transformers). Works on CPU; on GPUs pass ``devic
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk._imports import require
 from dreamgym_sdk.errors import ProviderError
+from dreamgym_sdk.providers._batching import BatchJob, BatchStats, DynamicBatcher
 from dreamgym_sdk.providers._provider import BaseProvider
 from dreamgym_sdk.providers.base import ChatRequest, ChatResponse, Usage
 from dreamgym_sdk.providers.config import ProviderConfig
@@ -59,30 +58,10 @@ class HFOptions(BaseModel):
     """Allow model code shipped with the checkpoint."""
 
 
-@dataclass
-class BatchStats:
-    """What the batcher did; inspect it to see batching happen."""
-
-    requests: int = 0
-    """Requests answered."""
-    batches: int = 0
-    """``generate`` calls."""
-    sizes: Counter[int] = field(default_factory=Counter[int])
-    """How many batches had each size."""
-
-    @property
-    def max_batch_size(self) -> int:
-        """The largest batch so far (0 before the first)."""
-        return max(self.sizes, default=0)
-
-
-@dataclass(eq=False)
-class _Job:
+@dataclass(eq=False, kw_only=True)
+class _Job(BatchJob):
     request: ChatRequest
-    done: anyio.Event = field(default_factory=anyio.Event)
-    lead: bool = False
     result: ChatResponse | None = None
-    error: BaseException | None = None
 
 
 class HFProvider(BaseProvider):
@@ -101,10 +80,14 @@ class HFProvider(BaseProvider):
         super().__init__(model, config)
         self.options = HFOptions.model_validate(self.config.backend_options)
         self.path = model.removeprefix("hf:")
-        self.stats = BatchStats()
+        self._batcher = DynamicBatcher[_Job](
+            self._generate_batch,
+            max_batch_size=self.options.max_batch_size,
+            window_s=self.options.batch_window_s,
+            interrupted=lambda: ProviderError(f"{self.model}: generation was interrupted"),
+        )
+        self.stats = self._batcher.stats
         """Batching statistics."""
-        self._queue: deque[_Job] = deque()
-        self._busy = False
         self._load_lock = anyio.Lock()
         self._lm: Any = None
         self._tokenizer: Any = None
@@ -114,60 +97,9 @@ class HFProvider(BaseProvider):
             async with self._load_lock:
                 if self._lm is None:
                     await anyio.to_thread.run_sync(self._load)
-        job = _Job(request)
-        self._queue.append(job)
-        if not self._busy:
-            self._busy = True
-            job.lead = True
-        else:
-            try:
-                await job.done.wait()
-            except BaseException:
-                self._abandon(job)
-                raise
-        if job.lead and job.result is None and job.error is None:
-            await self._run_batch(job)
-        if job.error is not None:
-            raise job.error
+        job = await self._batcher.submit(_Job(request=request))
         assert job.result is not None
         return job.result
-
-    def _abandon(self, job: _Job) -> None:
-        """A waiting caller was cancelled: leave the queue, passing on the turn if it had it."""
-        if job in self._queue:
-            self._queue.remove(job)
-        if job.lead and job.result is None and job.error is None:
-            self._hand_over()
-
-    def _hand_over(self) -> None:
-        if self._queue:
-            nxt = self._queue[0]
-            nxt.lead = True
-            nxt.done.set()
-        else:
-            self._busy = False
-
-    async def _run_batch(self, leader: _Job) -> None:
-        """Run one batch, led by ``leader`` (the head of the queue); always hands the turn on."""
-        try:
-            if self.options.batch_window_s > 0:
-                await anyio.sleep(self.options.batch_window_s)
-            else:
-                await anyio.lowlevel.checkpoint()  # let callers that are ready now join this batch
-        except BaseException:
-            self._abandon(leader)
-            raise
-        size = min(self.options.max_batch_size, len(self._queue))
-        jobs = [self._queue.popleft() for _ in range(size)]
-        try:
-            # Not abandoned on cancel: the thread fills every job, so the other callers get answers.
-            await anyio.to_thread.run_sync(self._generate_batch, jobs)
-        finally:
-            for job in jobs:
-                if job.result is None and job.error is None:
-                    job.error = ProviderError(f"{self.model}: generation was interrupted")
-                job.done.set()
-            self._hand_over()
 
     # -- blocking work, in a worker thread -------------------------------------------------------------
 
@@ -255,9 +187,6 @@ class HFProvider(BaseProvider):
                 ),
                 finish_reason=finish,
             )
-        self.stats.requests += len(jobs)
-        self.stats.batches += 1
-        self.stats.sizes[len(jobs)] += 1
 
     async def _close(self) -> None:
         self._lm = None
