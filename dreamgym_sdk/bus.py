@@ -310,7 +310,8 @@ class EventBus:
         """Subscribe to one or more event types (subclasses included; ``Event`` means all).
 
         Args:
-            event_type: the event class to receive, plus optional further classes.
+            event_type: the event class to receive.
+            *more_types: further event classes to receive on the same subscription.
             maxsize: capacity of this subscriber's buffer (at least 1).
             overflow: what happens when the buffer is full, see :class:`Overflow`.
             name: a label for stats and errors; defaults to ``sub-<n>``.
@@ -414,6 +415,7 @@ class EventBus:
 
     @property
     def closed(self) -> bool:
+        """Whether the bus was closed (it accepts no more events or subscribers)."""
         return self._closed
 
     @property
@@ -423,6 +425,7 @@ class EventBus:
 
     @property
     def has_subscribers(self) -> bool:
+        """Whether any subscription is live."""
         return bool(self._subscriptions)
 
 

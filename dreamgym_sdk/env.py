@@ -36,11 +36,19 @@ class Env(Protocol):
 
     async def reset(
         self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]: ...
+    ) -> tuple[str, dict[str, Any]]:
+        """Start a new episode of ``task`` and return ``(observation, info)``; ``seed`` and ``options`` as
+        in gymnasium."""
+        ...
 
-    async def step(self, action: str) -> StepResult: ...
+    async def step(self, action: str) -> StepResult:
+        """Take ``action``; return the next observation, the reward, ``terminated``, ``truncated`` and
+        ``info``."""
+        ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release what the environment holds; idempotent."""
+        ...
 
 
 def _as_task(task: TaskLike | None, environment: str) -> Task:
@@ -151,7 +159,9 @@ class _EpisodeRecorder:
 
 class EpisodeGuard:
     """The lifecycle every env keeps: nothing after ``close``, no ``step`` before a completed ``reset`` or
-    after the episode ended, and the step limit. An env wrapping a real one holds one and calls it::
+    after the episode ended, and the step limit.
+
+    An env wrapping a real one holds one and calls it::
 
         async def reset(...):
             self.guard.check_open()
@@ -446,6 +456,8 @@ class RecordingEnv(RecordedEnv):
     async def reset(
         self, *, task: TaskLike | None = None, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
+        """Reset the wrapped env and start recording the episode; ``info`` gains ``episode_id``,
+        ``task_id`` and ``source``."""
         if self._closed:
             raise EnvClosedError("this environment is closed")
         obs, info = await self.env.reset(task=task, seed=seed, options=options)
@@ -465,6 +477,7 @@ class RecordingEnv(RecordedEnv):
         }
 
     async def step(self, action: str) -> StepResult:
+        """Step the wrapped env and record the transition; see :meth:`Env.step`."""
         rec = self._check_can_step()
         started = time.perf_counter()
         result = await self.env.step(action)
@@ -499,6 +512,7 @@ class RecordingEnv(RecordedEnv):
         )
 
     async def close(self) -> None:
+        """Close the wrapper and the wrapped env; idempotent."""
         if not self._closed:
             self._closed = True
             await self.env.close()

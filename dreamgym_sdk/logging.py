@@ -46,7 +46,7 @@ def _scrub(value: Any) -> Any:
 
 
 def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor that removes secrets and, unless enabled, model payloads."""
+    """A structlog processor that removes secrets and, unless enabled, model payloads."""
     for key, value in list(event_dict.items()):
         if _SECRET_KEY.search(key):
             event_dict[key] = "***"

@@ -140,11 +140,11 @@ def build_tiny_model(
 
 
 def frequent_lines(texts: Iterable[str], *, min_share: float, min_chars: int, limit: int = 256) -> list[str]:
-    """The lines (stripped) found in at least ``min_share`` of ``texts``, longest first, at most ``limit``
+    r"""The lines (stripped) found in at least ``min_share`` of ``texts``, longest first, at most ``limit``
     of them; each is counted once per text.
 
     Without their newline, they match in the prompt and inside the answer's JSON strings alike (where a
-    newline is written ``\\n``), so a state line copied from the prompt is the same token in the answer.
+    newline is written ``\n``), so a state line copied from the prompt is the same token in the answer.
     """
     counts: Counter[str] = Counter()
     total = 0

@@ -145,6 +145,7 @@ class Action(str):
     sample: Sample | None
 
     def __new__(cls, text: str, sample: Sample | None = None) -> Action:
+        """Make the action ``text``, carrying ``sample``."""
         action = super().__new__(cls, text)
         action.sample = sample
         return action
@@ -218,14 +219,17 @@ class Episode(_Frozen):
 
     @property
     def terminated(self) -> bool:
+        """Whether the final transition ended the task (``terminated``)."""
         return bool(self.transitions) and self.transitions[-1].terminated
 
     @property
     def truncated(self) -> bool:
+        """Whether a limit cut the episode short at its final transition (``truncated``)."""
         return bool(self.transitions) and self.transitions[-1].truncated
 
     @property
     def done(self) -> bool:
+        """Whether the episode ended (terminated or truncated)."""
         return self.terminated or self.truncated
 
     def __len__(self) -> int:

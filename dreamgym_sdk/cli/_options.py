@@ -154,7 +154,6 @@ def run_async(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     command went on to its end as if nothing had been pressed. An anyio cancel respects shields and stays
     in force: the shielded write finishes, the next await stops. A second Ctrl-C interrupts at once.
     """
-
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         return anyio.run(fn, *args)
 

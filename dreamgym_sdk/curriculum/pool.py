@@ -61,14 +61,17 @@ class TaskPool:
 
     @property
     def tasks(self) -> list[Task]:
+        """Every task in the pool, in insertion order."""
         return list(self._tasks.values())
 
     @property
     def seed_tasks(self) -> list[Task]:
+        """The seed tasks (those without a ``parent_id``), in insertion order."""
         return [t for t in self._tasks.values() if t.parent_id is None]
 
     @property
     def synthetic_tasks(self) -> list[Task]:
+        """The synthetic tasks (generated variations, with a ``parent_id``), in insertion order."""
         return [t for t in self._tasks.values() if t.parent_id is not None]
 
     def sample(self, n: int, *, synthetic_share: float, rng: random.Random) -> list[Task]:

@@ -40,10 +40,12 @@ class TaskStats:
 
     @property
     def mean_reward(self) -> float:
+        """Mean of :attr:`rewards` (0 when there are none)."""
         return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
 
     @property
     def success_rate(self) -> float:
+        """Share of the observed rollouts that succeeded (0 before the first)."""
         return self.successes / self.episodes if self.episodes else 0.0
 
 

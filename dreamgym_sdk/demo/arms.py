@@ -44,6 +44,7 @@ def policy_config(seed: int, *, greedy: bool = False) -> HFPolicyConfig:
 
 
 async def load_policy(path: Path | str, config: DemoConfig, seed: int, *, greedy: bool = False) -> HFPolicy:
+    """Load the policy saved in ``path`` onto ``config.device``, set up by :func:`policy_config`."""
     return await anyio.to_thread.run_sync(
         lambda: HFPolicy.from_pretrained(path, policy_config(seed, greedy=greedy), device=config.device)
     )
@@ -94,10 +95,12 @@ class ArmRun:
 
     @property
     def real_transitions(self) -> int:
+        """Real-environment transitions over every iteration (the ``real_transitions`` metric, summed)."""
         return int(sum(m.get("real_transitions", 0.0) for m in self.metrics))
 
     @property
     def seconds(self) -> float:
+        """Seconds spent over every iteration (the ``seconds`` metric, summed)."""
         return sum(m.get("seconds", 0.0) for m in self.metrics)
 
 

@@ -111,6 +111,7 @@ def compare(reports: Mapping[str, Sequence[EvalReport]]) -> dict[str, PairedDiff
 
 
 def differences_table(differences: Mapping[str, PairedDifference], mode: str) -> Table:
+    """The table of the paired differences (from :func:`compare`) of ``mode`` policies, in points."""
     table = Table(title=f"Paired differences, {mode} policies (same held-out games; bootstrap 95% interval)")
     table.add_column("comparison")
     table.add_column("difference", justify="right")
@@ -133,6 +134,8 @@ def results_table(
     mode: str = "greedy",
     exploration_transitions: int = 0,
 ) -> Table:
+    """The table of every arm's held-out success rate with ``mode`` policies, captioned with the data
+    the arms started from."""
     table = Table(title=f"Held-out real TextWorld games, {mode} policies: success rate (95% interval)")
     table.add_column("policy")
     table.add_column("success", justify="right")
@@ -167,7 +170,6 @@ def plot_results(
 ) -> Path:
     """Bars of held-out success per evaluation mode with intervals, and the training success of the RL arms
     per iteration."""
-
     require("matplotlib", extra="plot", feature="the demo's plot")
     import matplotlib
 

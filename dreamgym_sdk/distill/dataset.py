@@ -160,10 +160,12 @@ class DistillDataset:
 
     @property
     def train_tasks(self) -> set[str]:
+        """Ids of the tasks of the training examples."""
         return {e.task_id for e in self.train}
 
     @property
     def valid_tasks(self) -> set[str]:
+        """Ids of the tasks of the validation examples."""
         return {e.task_id for e in self.valid}
 
 

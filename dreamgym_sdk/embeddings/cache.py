@@ -85,10 +85,12 @@ class CachedEmbedder:
 
     @property
     def name(self) -> str:
+        """The wrapped embedder's name (the cache changes no vector)."""
         return self.inner.name
 
     @property
     def dim(self) -> int:
+        """The wrapped embedder's vector length."""
         return self.inner.dim
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:

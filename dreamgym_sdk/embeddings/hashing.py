@@ -39,10 +39,12 @@ class HashingEmbedder:
 
     @property
     def name(self) -> str:
+        """``hashing-<dim>``, plus ``-bigrams`` when word pairs are hashed, e.g. ``"hashing-256-bigrams"``."""
         return f"hashing-{self._dim}{'-bigrams' if self._bigrams else ''}"
 
     @property
     def dim(self) -> int:
+        """Length of every vector (the number of buckets)."""
         return self._dim
 
     def _bucket_uncached(self, feature: str) -> tuple[int, float]:

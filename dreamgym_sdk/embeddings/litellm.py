@@ -49,10 +49,12 @@ class LiteLLMEmbedder:
 
     @property
     def name(self) -> str:
+        """``litellm:<model>:<dim>``, e.g. ``"litellm:openai/text-embedding-3-small:1536"``."""
         return f"litellm:{self.model}:{self._dim}"
 
     @property
     def dim(self) -> int:
+        """Length of every vector, as given."""
         return self._dim
 
     async def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:

@@ -70,10 +70,12 @@ class TransformerEmbedder:
 
     @property
     def name(self) -> str:
+        """The vectors' name: ``name``, else the model directory's name, or ``"all-MiniLM-L6-v2"``."""
         return self._name
 
     @property
     def dim(self) -> int:
+        """Length of every vector: the model's ``hidden_size`` (read from its ``config.json``)."""
         if self._dim is None:
             config = json.loads((self.path / "config.json").read_text())
             self._dim = int(config["hidden_size"])

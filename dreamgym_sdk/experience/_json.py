@@ -1,4 +1,4 @@
-"""A lenient JSON reader for model output: finds the first JSON object in text and repairs it when the
+r"""A lenient JSON reader for model output: finds the first JSON object in text and repairs it when the
 repair is unambiguous.
 
 Accepted deviations from JSON (each recorded by name in ``repairs``):
@@ -10,7 +10,7 @@ Accepted deviations from JSON (each recorded by name in ``repairs``):
 - ``python_literals``: ``True`` / ``False`` / ``None``;
 - ``comments``: ``// ...`` and ``/* ... */`` outside strings;
 - ``control_characters``: raw newlines or tabs inside strings;
-- ``invalid_escape``: an unknown escape such as ``\\d`` is kept literally; ``\\'`` becomes ``'``;
+- ``invalid_escape``: an unknown escape such as ``\d`` is kept literally; ``\'`` becomes ``'``;
 - ``number_format``: ``+1``, ``.5``, ``1.``;
 - ``closed_truncated``: the text ends between two members of an object (or items of an array), so the
   missing closing brackets are added. Text that ends inside a string, a number, a key or after a colon is
@@ -277,7 +277,7 @@ def _read_lenient(text: str, pos: int) -> tuple[dict[str, Any], set[str], int]:
 
 
 def _fix_unicode(value: Any) -> tuple[Any, bool]:
-    """Replace lone surrogates (from ``\\ud800``-style escapes) so the value encodes as UTF-8."""
+    r"""Replace lone surrogates (from ``\ud800``-style escapes) so the value encodes as UTF-8."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")

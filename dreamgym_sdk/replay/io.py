@@ -208,6 +208,10 @@ async def export_parquet(
     columns); return how many.
 
     Args:
+        buffer: the buffer to read.
+        path: the Parquet file to write.
+        source: only transitions from this source (``None``: any).
+        environment: only transitions of this environment (``None``: any).
         vectors: also write the ``vector`` column (LanceDB buffers only) and the embedder's name, so a
             buffer with the same embedder re-imports without re-embedding.
     """

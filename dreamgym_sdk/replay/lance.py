@@ -538,6 +538,11 @@ class LanceDBReplayBuffer:
         """Like :meth:`search`, for a query vector from this buffer's embedder.
 
         Args:
+            vector: the query vector.
+            k: how many transitions to return at most.
+            environment: only transitions of this environment (``None``: any).
+            task_id: only transitions of this task (``None``: any).
+            source: only transitions from this source (``None``: any).
             exact: bypass the ANN index (exact brute-force search, for recall measurements).
             nprobes: IVF partitions to search, overriding ``config.nprobes`` (recall versus latency).
         """
@@ -885,7 +890,7 @@ class LanceDBReplayBuffer:
 
 
 def _fsync_new_files(root: Path, since_ns: int) -> None:
-    """fsync the files of a Lance table written since ``since_ns``, then their directories."""
+    """Flush (``fsync``) the files of a Lance table written since ``since_ns``, then their directories."""
     for directory in (root / "data", root / "_versions", root / "_transactions", root):
         if not directory.is_dir():
             continue

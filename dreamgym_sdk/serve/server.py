@@ -311,7 +311,7 @@ _QUEUED_MESSAGES = 16
 
 
 def _websocket_protocol() -> Any:
-    """uvicorn's websockets (sans-I/O) protocol, reading on while fewer than 16 messages are queued.
+    """Uvicorn's websockets (sans-I/O) protocol, reading on while fewer than 16 messages are queued.
 
     The stock protocol stops reading after every message and resumes once the application took it: two
     ``epoll_ctl`` calls and an extra event-loop turn per message, a third of the server's time per step
@@ -341,7 +341,7 @@ def _websocket_protocol() -> Any:
 
 
 def _server_class(uvicorn: Any) -> Any:
-    """uvicorn's Server without its signal handlers (the owner of the EnvServer decides about signals)
+    """Uvicorn's Server without its signal handlers (the owner of the EnvServer decides about signals)
     and with a hook called once it accepts connections."""
 
     class _Server(uvicorn.Server):  # type: ignore[misc, name-defined]

@@ -210,11 +210,9 @@ async def _complete(provider: Provider, request: ChatRequest, what: str) -> Chat
     if not response.latency_s >= 0:
         raise _fail(f"{what}: latency must be non-negative, got {response.latency_s}", check)
     if request.logprobs and response.token_ids is not None and response.logprobs is not None:
-        if len(response.token_ids) != len(response.logprobs):
-            raise _fail(
-                f"{what}: {len(response.token_ids)} answer tokens, {len(response.logprobs)} log-probabilities",
-                check,
-            )
+        tokens, logprobs = len(response.token_ids), len(response.logprobs)
+        if tokens != logprobs:
+            raise _fail(f"{what}: {tokens} answer tokens, {logprobs} log-probabilities", check)
         if any(not lp <= 0 for lp in response.logprobs):
             raise _fail(f"{what}: a log-probability above 0", check)
     return response

@@ -60,10 +60,12 @@ class FunctionExperienceModel:
         self.calls = 0
 
     async def initial_state(self, task: Task) -> str:
+        """``initial_state``, or what it returns for ``task`` when it is a callable."""
         init = self._initial_state
         return init(task) if callable(init) else init
 
     async def predict(self, request: ExperienceRequest) -> Prediction:
+        """The output ``fn`` returns for ``request`` (awaited when ``fn`` is async)."""
         self.calls += 1
         value = self.fn(request)
         if inspect.isawaitable(value):
@@ -93,9 +95,11 @@ class ScriptedExperienceModel:
         return self._outputs[self._next :]
 
     async def initial_state(self, task: Task) -> str:
+        """The ``initial_state`` given, whatever the task."""
         return self._initial_state
 
     async def predict(self, request: ExperienceRequest) -> Prediction:
+        """The next scripted output; raises :class:`ScriptExhaustedError` when none is left."""
         if self._next >= len(self._outputs):
             raise ScriptExhaustedError(
                 f"scripted experience model ran out after {len(self._outputs)} outputs"
@@ -118,6 +122,7 @@ class FunctionPolicy:
     async def act(
         self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
     ) -> str:
+        """The action ``fn`` returns (awaited when ``fn`` is async)."""
         action = self.fn(task, observation, history, info)
         if inspect.isawaitable(action):
             action = await action
@@ -135,6 +140,7 @@ class ScriptedPolicy:
     async def act(
         self, task: Task, observation: str, history: Sequence[Transition], info: Mapping[str, Any]
     ) -> str:
+        """The action at index ``len(history)``; raises :class:`ScriptExhaustedError` past the last."""
         if len(history) >= len(self.actions):
             raise ScriptExhaustedError(f"scripted policy has only {len(self.actions)} actions")
         return self.actions[len(history)]
@@ -153,10 +159,13 @@ class RecordingTrainer:
         self.updates = 0
 
     async def observe(self, episode: Episode) -> None:
+        """Record ``episode`` in :attr:`episodes` and for the next update."""
         self.episodes.append(episode)
         self.pending.append(episode)
 
     async def update(self) -> dict[str, float] | None:
+        """``episodes``, ``mean_reward`` and ``success_rate`` of the episodes observed since the last update,
+        or ``None`` when there are none."""
         if not self.pending:
             return None
         batch, self.pending = self.pending, []
@@ -184,9 +193,11 @@ class FunctionProvider:
 
     @property
     def model(self) -> str:
+        """The ``model`` given; answers made from a text carry it."""
         return self._model
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        """Keep ``request`` and answer with what ``fn`` returns (a text becomes a ``ChatResponse``)."""
         self.requests.append(request)
         value = self.fn(request)
         if inspect.isawaitable(value):
@@ -196,6 +207,7 @@ class FunctionProvider:
         return ChatResponse(text=value, model=self._model, finish_reason="stop")
 
     async def aclose(self) -> None:
+        """Nothing to release; see :meth:`Provider.aclose`."""
         return None
 
 

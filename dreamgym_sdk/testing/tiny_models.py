@@ -1,5 +1,6 @@
-"""Tiny chat models for tests: :mod:`dreamgym_sdk.tiny_models`' builders, and :func:`teach_tiny_model`,
-which makes one learn fixed answers to fixed prompts by heart::
+"""Tiny chat models for tests: :mod:`dreamgym_sdk.tiny_models`' builders, and :func:`teach_tiny_model`.
+
+:func:`teach_tiny_model` makes such a model learn fixed answers to fixed prompts by heart::
 
     path = build_tiny_model(tmp_path / "tiny", ["open the door", "you see a key", ...])
     teach_tiny_model(path, [(request.messages, '{"next_state": "outside", ...}')])

@@ -65,6 +65,7 @@ class EvalReport(BaseModel):
 
     @classmethod
     def of(cls, episodes: Sequence[Episode]) -> EvalReport:
+        """The report of ``episodes``: counts, success rate and interval, means, per-task outcomes."""
         n = len(episodes)
         outcomes: dict[str, list[bool]] = {}
         for e in episodes:

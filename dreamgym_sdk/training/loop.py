@@ -75,9 +75,13 @@ class LoopConfig(BaseModel):
 class Checkpointable(Protocol):
     """A trainer backend that can save and restore its state (model, optimizer, counters)."""
 
-    def save(self, directory: Path) -> None: ...
+    def save(self, directory: Path) -> None:
+        """Write the backend's state to ``directory``."""
+        ...
 
-    def load(self, directory: Path) -> None: ...
+    def load(self, directory: Path) -> None:
+        """Restore the state :meth:`save` wrote to ``directory``."""
+        ...
 
 
 MetricsHook = Callable[[dict[str, float]], None]
@@ -93,7 +97,9 @@ class Rollouts(Protocol):
 
     async def run(
         self, tasks: Sequence[Task], *, group_size: int = 1, seed: int | None = None
-    ) -> list[Episode]: ...
+    ) -> list[Episode]:
+        """Roll out ``group_size`` episodes of every task; return them ordered by (task, group index)."""
+        ...
 
 
 def iteration_metrics(episodes: Sequence[Episode]) -> dict[str, float]:
@@ -191,14 +197,17 @@ class DreamGymTrainer:
     # -- persistence -----------------------------------------------------------------------------
     @property
     def state_path(self) -> Path:
+        """``state.json`` in the run directory: the last finished iteration and the totals."""
         return self.run_dir / "state.json"
 
     @property
     def metrics_path(self) -> Path:
+        """``metrics.jsonl`` in the run directory: one line of metrics per iteration."""
         return self.run_dir / "metrics.jsonl"
 
     @property
     def checkpoint_dir(self) -> Path:
+        """``checkpoint/`` in the run directory: the backend's state, if it is :class:`Checkpointable`."""
         return self.run_dir / "checkpoint"
 
     def _resume(self) -> None:

@@ -31,7 +31,7 @@ _SEED_BOUND = 2**31 - 1
 
 
 class EnvToGymnasium(gymnasium.Env[str, str]):
-    """A synchronous ``gymnasium.Env`` with text spaces over an async :class:`~dreamgym_sdk.Env`.
+    r"""A synchronous ``gymnasium.Env`` with text spaces over an async :class:`~dreamgym_sdk.Env`.
 
     ```python
     env = EnvToGymnasium(DreamEnv(model, max_steps=10), task="put the apple in the fridge")
@@ -52,7 +52,7 @@ class EnvToGymnasium(gymnasium.Env[str, str]):
 
     **Spaces.** Both spaces are :class:`gymnasium.spaces.Text` over every printable character of
     Unicode's basic multilingual plane plus newline and tab. Observations are made members of the
-    observation space: characters outside it become ``\\ufffd``, and text longer than
+    observation space: characters outside it become ``\ufffd``, and text longer than
     ``max_observation_chars`` is cut with ``…``.
 
     **Info.** The wrapped env's ``info``, deep-copied, without :data:`VOLATILE_INFO_KEYS` (fresh ids and

@@ -1,4 +1,4 @@
-"""The text action language of MiniWoB++ episodes, and its parser.
+r"""The text action language of MiniWoB++ episodes, and its parser.
 
 ```text
 click [12]                 click element 12 (the number in brackets in the state)
@@ -8,7 +8,7 @@ press <Enter>              press a key (also: press Enter, press "<Tab>", press 
 noop                       do nothing this step (also: wait)
 ```
 
-Quotes around text are JSON string quotes (``\\"`` and ``\\n`` work); single quotes work for text without
+Quotes around text are JSON string quotes (``\"`` and ``\n`` work); single quotes work for text without
 quotes inside. Keywords are case-insensitive.
 """
 

@@ -128,7 +128,7 @@ _HOUSE_FOODS = frozenset(
 
 
 def admissible_commands(state: str | AbstractState, *, kind: GameKind = "cooking") -> list[str]:
-    """The commands TextWorld would admit in ``state``, sorted and without duplicates.
+    r"""The commands TextWorld would admit in ``state``, sorted and without duplicates.
 
     The commands follow the rules and the wording of TextWorld's logic for games of ``kind``; facts the
     abstract state does not show (edibility, the recipe, inventory capacity) are inferred as the module
@@ -137,7 +137,7 @@ def admissible_commands(state: str | AbstractState, *, kind: GameKind = "cooking
     ```python
     from dreamgym_sdk.integrations.textworld import admissible_commands
 
-    state = "location: kitchen\\nobjects: table [on: knife]\\ninventory: carrot (raw, uncut)"
+    state = "location: kitchen\nobjects: table [on: knife]\ninventory: carrot (raw, uncut)"
     assert "take knife from table" in admissible_commands(state)
     ```
 

@@ -88,6 +88,7 @@ class CookingSpec(_Spec):
         return self
 
     def slug(self) -> str:
+        """A readable summary of the settings, e.g. ``cooking-any-r1t1g0-cut``; begins :meth:`file_stem`."""
         skills = "".join(f"-{name}" for name in ("open", "cook", "cut", "drop") if getattr(self, name))
         return f"cooking-{self.split or 'any'}-r{self.recipe}t{self.take}g{self.go}{skills}"
 
@@ -123,6 +124,7 @@ class CustomSpec(_Spec):
     """Text grammar theme."""
 
     def slug(self) -> str:
+        """A readable summary of the settings, e.g. ``custom-w5-o10-q5b1``; begins :meth:`file_stem`."""
         return f"custom-w{self.world_size}-o{self.nb_objects}-q{self.quest_length}b{self.quest_breadth}"
 
 

@@ -84,6 +84,7 @@ class Entity(_Frozen):
     contents: tuple[Entity, ...] = ()
 
     def render(self) -> str:
+        """The entity as the state text shows it, e.g. ``table [on: knife]`` or ``carrot (raw, uncut)``."""
         text = self.name
         if self.states:
             text += f" ({', '.join(self.states)})"
@@ -102,6 +103,7 @@ class Exit(_Frozen):
     """The room it leads to (only when the mapper is asked to show destinations)."""
 
     def render(self) -> str:
+        """The exit as the state text shows it, e.g. ``north`` or ``east to kitchen (door: closed)``."""
         text = self.direction if self.destination is None else f"{self.direction} to {self.destination}"
         if self.door is not None:
             states = f": {', '.join(self.door_states)}" if self.door_states else ""
