@@ -100,6 +100,9 @@ class DemoResult(BaseModel):
     experience model's per-step agreement with its real episodes."""
     real_share: float
     """DreamGym-S2R's real transitions in RL over real-environment RL's (mean over seeds)."""
+    steps_per_s: dict[str, float] = {}
+    """Rollout throughput of each RL arm: environment steps per second of rollout, synthetic for DreamGym,
+    real for the others (mean over its updates and seeds)."""
     runs: dict[str, dict[str, Any]]
     """Per seed and arm: the evaluation report, the RL metrics per iteration and the real transitions."""
     checks: dict[str, bool]
@@ -373,6 +376,11 @@ class _Demo:
         }
         rows = {mode: summarise(reports[mode], rl_real) for mode in MODES}
         differences = {mode: compare(reports[mode]) for mode in MODES}
+        throughput = {
+            arm: statistics.fmean(rates)
+            for arm in ("real-rl", "dreamgym", "dreamgym-s2r")
+            if (rates := [m["steps_per_s"] for r in seeds.values() if arm in r.rl for m in r.rl[arm].metrics])
+        }
         real_share = statistics.fmean(rl_real["dreamgym-s2r"]) / max(
             1.0, statistics.fmean(rl_real["real-rl"])
         )
@@ -397,6 +405,7 @@ class _Demo:
             differences=differences,
             gaps={str(seed): run.gap for seed, run in seeds.items() if run.gap is not None},
             real_share=real_share,
+            steps_per_s=throughput,
             runs={
                 str(seed): {
                     arm: {
@@ -437,6 +446,8 @@ class _Demo:
         for warning in idle:
             console.print(f"  [bold red]warning[/]: {warning}: its score is the policy it started from")
         console.print(f"S2R used {real_share:.1%} of real-environment RL's real transitions")
+        if throughput:
+            console.print(_throughput_line(throughput))
         console.print(f"results: {out / 'results.json'}, plot: {plot}")
         console.print("versions: " + ", ".join(f"{name} {v}" for name, v in result.versions.items()))
         return result
@@ -456,6 +467,12 @@ def _gap_line(seed: int, gap: SimRealGap) -> str:
             else ""
         )
     )
+
+
+def _throughput_line(steps_per_s: dict[str, float]) -> str:
+    kinds = {"real-rl": "real", "dreamgym": "synthetic", "dreamgym-s2r": "real"}
+    rates = ", ".join(f"{arm} {rate:.1f} {kinds[arm]}" for arm, rate in steps_per_s.items())
+    return f"rollout steps per second (mean over updates): {rates}"
 
 
 def _curriculum_line(seed: int, metrics: Sequence[dict[str, float]]) -> str:

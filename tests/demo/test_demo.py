@@ -244,3 +244,10 @@ async def test_calling_run_demo_leaves_no_global_state_behind(tmp_path: Path) ->
         hub.are_progress_bars_disabled(),
     )
     assert after == before
+
+
+def test_the_throughput_line_names_real_and_synthetic_steps() -> None:
+    from dreamgym_sdk.demo import _throughput_line  # pyright: ignore[reportPrivateUsage]
+
+    line = _throughput_line({"real-rl": 16.84, "dreamgym": 5.02})
+    assert line == "rollout steps per second (mean over updates): real-rl 16.8 real, dreamgym 5.0 synthetic"
