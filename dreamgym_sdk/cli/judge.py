@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from dreamgym_sdk.cli._options import command_group, run_async
+from dreamgym_sdk.errors import RecordValidationError
 from dreamgym_sdk.types import Transition
 
 if TYPE_CHECKING:
@@ -35,23 +35,17 @@ def main() -> None:
 
 
 def read_transitions(path: Path) -> list[Transition]:
-    """Every transition in a JSONL file (blank lines skipped).
+    """Every transition in a JSONL file (:func:`~dreamgym_sdk.collect.read_jsonl`).
 
     Raises:
         typer.BadParameter: a line is not a valid ``Transition``; the message names the line.
     """
-    transitions: list[Transition] = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                transitions.append(Transition.model_validate_json(line))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "line"
-                raise typer.BadParameter(f"{path}:{number}: {where}: {first['msg']}") from exc
-    return transitions
+    from dreamgym_sdk.collect import read_jsonl
+
+    try:
+        return read_jsonl(path)
+    except RecordValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def _resolve_provider(model: str, api_base: str | None) -> Provider:

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import anyio
+from pydantic import ValidationError
 
+from dreamgym_sdk.errors import RecordValidationError
+from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.replay._records import content_hash
 from dreamgym_sdk.types import Transition
 
@@ -28,6 +31,8 @@ __all__ = [
     "episode_fingerprint",
     "read_jsonl",
 ]
+
+_log = get_logger("dreamgym_sdk.collect")
 
 
 @runtime_checkable
@@ -86,18 +91,33 @@ class JsonlSink:
 
 
 def read_jsonl(path: str | Path) -> list[Transition]:
-    """The transitions stored in a JSON-lines file written by :class:`JsonlSink`.
+    """The transitions stored in a JSON-lines file (written by :class:`JsonlSink`, or by hand); blank lines
+    are skipped and a missing file reads as empty.
 
-    A final line without its newline (a write cut short by a crash) is ignored; any other malformed
-    line raises ``pydantic.ValidationError``. A missing file reads as empty.
+    A final line without its newline that is not a whole transition (a write cut short by a crash) is
+    skipped with a warning; any other malformed line raises.
+
+    Raises:
+        RecordValidationError: a line is not a transition; ``record`` is ``"<path>:<line number>"``.
     """
     file = Path(path)
     if not file.exists():
         return []
-    text = file.read_text()
-    lines = text.split("\n")
-    complete = lines[:-1]  # the piece after the last newline is empty or an unfinished write
-    return [Transition.model_validate_json(line) for line in complete if line.strip()]
+    lines = file.read_text(encoding="utf-8").split("\n")
+    transitions: list[Transition] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            transitions.append(Transition.model_validate_json(line))
+        except ValidationError as exc:
+            if number == len(lines):  # no newline after it: an unfinished write
+                _log.warning("jsonl.unfinished_line_skipped", path=str(file), line=number)
+                continue
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "<line>"
+            raise RecordValidationError(error["msg"], record=f"{file}:{number}", field=where) from exc
+    return transitions
 
 
 def episode_fingerprint(transitions: Sequence[Transition]) -> str:

@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 import anyio
 from pydantic import BaseModel, ConfigDict
 
+from dreamgym_sdk.collect.sinks import read_jsonl
 from dreamgym_sdk.distill.ground_truth import StepGroundTruth, episodes_of
 from dreamgym_sdk.errors import DreamGymError
 from dreamgym_sdk.types import Task, Transition
@@ -211,11 +212,7 @@ def read_annotated(path: str | Path) -> AnnotatedData:
     """The transitions in ``path`` and their annotations from the sidecar (transitions without one get an
     annotation with ``annotator="unknown"``)."""
     file = Path(path)
-    transitions = [
-        Transition.model_validate_json(line)
-        for line in file.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    transitions = read_jsonl(file)
     known = read_annotations(annotations_path(file))
     annotations = [
         known.get(t.id) or Annotation(transition_id=t.id, annotator="unknown", prompt_version="")

@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
+from dreamgym_sdk.collect.sinks import read_jsonl
 from dreamgym_sdk.distill.dataset import DatasetConfig, Variant
 from dreamgym_sdk.experience.reasoning import ReasoningExperienceModel
 from dreamgym_sdk.providers.config import ProviderConfig
@@ -94,11 +95,7 @@ def read_card(model_dir: str | Path) -> DistilledModelCard | None:
 
 def read_replay(model_dir: str | Path) -> list[Transition]:
     """The training transitions stored with the model (empty when there are none)."""
-    path = Path(model_dir) / REPLAY_FILE
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [Transition.model_validate_json(line) for line in lines if line.strip()]
+    return read_jsonl(Path(model_dir) / REPLAY_FILE)
 
 
 @asynccontextmanager

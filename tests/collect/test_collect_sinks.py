@@ -70,6 +70,21 @@ async def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert len(sink.read()) == 2
 
 
+def test_a_whole_last_line_without_newline_is_kept_and_a_bad_line_is_named(tmp_path: Path) -> None:
+    import pytest
+
+    from dreamgym_sdk.errors import RecordValidationError
+
+    path = tmp_path / "by-hand.jsonl"
+    rows = [t.model_dump_json() for t in transitions("e1", 2)]
+    path.write_text("\n".join(rows))  # a file written by hand often ends without a newline
+    assert len(read_jsonl(path)) == 2
+    path.write_text(rows[0] + '\n{"task_id": "t"}\n' + rows[1] + "\n")
+    with pytest.raises(RecordValidationError, match=r"by-hand\.jsonl:2") as info:
+        read_jsonl(path)
+    assert info.value.field == "episode_id"  # the first field it lacks
+
+
 async def test_memory_sink() -> None:
     sink = MemorySink()
     assert isinstance(sink, TransitionSink)
