@@ -10,14 +10,6 @@ the admissible actions from ``info``, as TextWorld reports them.
 """
 
 from dreamgym_sdk.collect.collector import CollectionResult, CollectionSummary, GameStats, collect
-from dreamgym_sdk.collect.policies import (
-    ExpertPolicy,
-    Granularity,
-    MixturePolicy,
-    RandomAdmissiblePolicy,
-    admissible_actions,
-    expert_action,
-)
 from dreamgym_sdk.collect.sinks import (
     JsonlSink,
     MemorySink,
@@ -25,6 +17,14 @@ from dreamgym_sdk.collect.sinks import (
     TransitionSink,
     episode_fingerprint,
     read_jsonl,
+)
+from dreamgym_sdk.policies.collection import (
+    ExpertPolicy,
+    Granularity,
+    MixturePolicy,
+    RandomAdmissiblePolicy,
+    admissible_actions,
+    expert_action,
 )
 
 __all__ = [

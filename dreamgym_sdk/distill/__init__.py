@@ -74,9 +74,9 @@ from dreamgym_sdk.distill.metrics import (
     state_kept,
     token_f1,
 )
-from dreamgym_sdk.distill.policies import InvalidActionPolicy, invalid_actions
 from dreamgym_sdk.distill.sft import DistillConfig, DistillResult, TrainingProgress, distill, distill_sync
 from dreamgym_sdk.distill.tiny import StudentConfig, build_student
+from dreamgym_sdk.policies.collection import InvalidActionPolicy, invalid_actions
 
 __all__ = [
     "CARD_FILE",

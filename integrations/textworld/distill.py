@@ -15,13 +15,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.collect import ExpertPolicy, MemorySink, MixturePolicy, RandomAdmissiblePolicy, collect
-from dreamgym_sdk.collect.policies import expert_action
 from dreamgym_sdk.distill.annotate import AnnotatedData, Annotator, annotate_transitions
 from dreamgym_sdk.distill.ground_truth import GroundTruthReport
 from dreamgym_sdk.distill.metrics import Reference
-from dreamgym_sdk.distill.policies import InvalidActionPolicy
 from dreamgym_sdk.env import RecordingEnv
 from dreamgym_sdk.policies.base import Policy
+from dreamgym_sdk.policies.collection import InvalidActionPolicy, expert_action
 from dreamgym_sdk.types import Task, Transition
 
 from .actions import admissible_commands
