@@ -14,6 +14,7 @@ from dreamgym_sdk.errors import RecordValidationError
 from dreamgym_sdk.types import Provenance, Sample, Source, Transition
 
 __all__ = [
+    "IN_CHUNK",
     "TRANSITION_COLUMNS",
     "content_hash",
     "dedupe_by_id",
@@ -210,6 +211,10 @@ def transition_from_row(row: dict[str, Any]) -> Transition:
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+IN_CHUNK = 5_000
+"""Values per ``IN (...)`` query (:func:`sql_in`): longer lists go in chunks of this size."""
 
 
 def sql_in(column: str, values: Iterable[str]) -> str:

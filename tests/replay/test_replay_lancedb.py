@@ -328,6 +328,28 @@ async def test_bulk_load_defers_maintenance_to_its_end(make_lance: LanceFactory)
         assert (await buffer.search(t.state, t.action, k=1))[0].transition == t
 
 
+async def test_maintenance_finishing_inside_a_bulk_load_keeps_it_paused(make_lance: LanceFactory) -> None:
+    # A background pass scheduled before the block and finishing inside it used to reset the pause count:
+    # the block's next writes then ran maintenance (here: built the index) in the middle of the load.
+    async with make_lance(optimize_every_writes=1, index_threshold=40) as buffer:
+
+        async def settled() -> None:
+            with anyio.fail_after(30):
+                while buffer._maintenance_pending:  # noqa: ASYNC110  # pyright: ignore[reportPrivateUsage]
+                    await anyio.sleep(0.01)
+
+        lock = buffer._maintenance_lock  # pyright: ignore[reportPrivateUsage]
+        await lock.acquire()  # the pass the next write schedules waits here
+        await buffer.add([transition(0)])
+        async with buffer.bulk_load():
+            lock.release()
+            await settled()
+            await buffer.add([transition(i) for i in range(1, 50)])  # past the index threshold
+            await settled()
+            assert not buffer.vector_indexed  # paused: no maintenance inside the block
+        assert buffer.vector_indexed  # the one pass at its end
+
+
 @pytest.mark.parametrize("indexed", [False, True])
 async def test_concurrent_searches_are_batched_and_each_gets_its_own_answer(
     make_lance: LanceFactory, indexed: bool
