@@ -54,6 +54,16 @@ def atomic_directory(target: Path, *, keep_previous: bool = False) -> Generator[
             shutil.rmtree(tmp)
 
 
+def atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, durably: a crash leaves the old content or the new, never a mix."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def resolve_checkpoint(target: Path) -> Path:
     """The directory to load: ``target``, or the previous checkpoint a crash left at ``<target>.old``."""
     if (target / STATE_FILE).exists():

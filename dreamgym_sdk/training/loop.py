@@ -25,7 +25,7 @@ from dreamgym_sdk.events import EpisodeCompleted, PolicyUpdated
 from dreamgym_sdk.logging import get_logger
 from dreamgym_sdk.policies.base import Policy
 from dreamgym_sdk.rollout import EnvFactory, RolloutRunner, group_by_task
-from dreamgym_sdk.training._checkpoint import atomic_directory, previous
+from dreamgym_sdk.training._checkpoint import atomic_directory, atomic_write, previous
 from dreamgym_sdk.training.base import TrainerBackend, attach_trainer
 from dreamgym_sdk.types import Episode, Source, Task
 
@@ -229,7 +229,7 @@ class DreamGymTrainer:
         if self.metrics_path.exists():  # drop lines of an iteration that did not finish
             lines = self.metrics_path.read_text().splitlines()
             kept = [ln for ln in lines if ln.strip() and json.loads(ln)["iteration"] <= self.iteration]
-            _atomic_write(self.metrics_path, "".join(ln + "\n" for ln in kept))
+            atomic_write(self.metrics_path, "".join(ln + "\n" for ln in kept))
         log.info("resumed run", run_dir=str(self.run_dir), iteration=self.iteration)
 
     def _checkpoint(self, metrics: dict[str, float]) -> None:
@@ -247,7 +247,7 @@ class DreamGymTrainer:
             os.fsync(f.fileno())
         version, internal, gauss = self._rng.getstate()
         state = {"iteration": self.iteration, "totals": self.totals, "rng": [version, list(internal), gauss]}
-        _atomic_write(self.state_path, json.dumps(state))
+        atomic_write(self.state_path, json.dumps(state))
         _remove_tree(previous(self.checkpoint_dir))
 
     # -- the loop --------------------------------------------------------------------------------
@@ -420,15 +420,6 @@ def _checkpoint_iteration(directory: Path) -> int | None:
     """The iteration a checkpoint finished (``None`` for one written before checkpoints recorded it)."""
     file = directory / _ITERATION_FILE
     return int(file.read_text()) if file.exists() else None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _remove_tree(path: Path) -> None:
