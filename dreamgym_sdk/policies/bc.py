@@ -35,7 +35,6 @@ Needs the ``hf`` extra (torch, transformers); nothing heavy is imported until a 
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import random
@@ -316,8 +315,12 @@ def _clone(policy: HFPolicy, episodes: list[Episode], cfg: BCConfig, stop: threa
     warmup = int(cfg.warmup_ratio * total)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, functools.partial(_lr_factor, total=total, warmup=warmup, schedule=cfg.schedule)
+    transformers = require("transformers", extra="hf", feature="behaviour cloning")
+    scheduler = transformers.get_scheduler(
+        "cosine" if cfg.schedule == "cosine" else "constant_with_warmup",
+        optimizer,
+        num_warmup_steps=warmup,
+        num_training_steps=total,
     )
     pad = int(policy.tokenizer.pad_token_id)
     losses: list[float] = []
@@ -352,15 +355,6 @@ def _clone(policy: HFPolicy, episodes: list[Episode], cfg: BCConfig, stop: threa
         tokens=sum(len(d) for d in kept),
         seconds=time.perf_counter() - started,
     )
-
-
-def _lr_factor(step: int, *, total: int, warmup: int, schedule: str) -> float:
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _batches(
