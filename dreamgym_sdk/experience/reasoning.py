@@ -15,12 +15,14 @@ import time
 from collections.abc import Sequence
 from typing import Literal
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dreamgym_sdk.errors import ModelOutputError
 from dreamgym_sdk.experience.base import ExperienceOutput, ExperienceRequest, Prediction, derive_seed
 from dreamgym_sdk.experience.parsing import (
     AnswerFormat,
+    ParsedOutput,
     RewardMode,
     error_reason,
     extract_json,
@@ -123,6 +125,16 @@ class ReasoningConfig(BaseModel):
     state and action asked about (a deterministic environment answers the same again), and ask the model
     only about what the data has never shown. Such steps record ``prompt_version`` ``"exact-replay"`` and
     the transition they copy in ``retrieved_ids``."""
+    outcome_checks: int = Field(default=0, ge=0, le=16)
+    """An answer that grants a reward or success, or ends the episode, is asked again this many times at
+    ``check_temperature``, and the step is told by the least rewarding usable answer (so it succeeds only if
+    every answer does), ending as most of the least rewarding answers do. A learned model's grants and
+    endings are what a policy learns to exploit, and a small model's wrong ones are mostly unsure ones:
+    this is the uncertainty penalty of model-based offline RL (as in MOPO), paid only on the few steps
+    outcome rewards make decisive. ``StepResult.info["outcome_checks"]`` lists the checks'
+    ``(reward, done)``."""
+    check_temperature: float = Field(default=1.0, gt=0.0, le=2.0)
+    """Sampling temperature of the outcome checks."""
     template: PromptTemplate = DEFAULT_TEMPLATE
     """The prompt texts; their ``version`` is recorded in every transition's provenance."""
 
@@ -223,14 +235,7 @@ class ReasoningExperienceModel:
             elapsed += time.perf_counter() - started
             calls.append(response)
             try:
-                parsed = parse_experience_output(
-                    response.text,
-                    answer_format=config.answer_format,
-                    finish_reason=response.finish_reason,
-                    use_reasoning=config.use_reasoning,
-                    reward_mode=config.reward_mode,
-                    reward_tolerance=config.reward_tolerance,
-                )
+                parsed = self._parse(response)
             except ModelOutputError as exc:
                 last_error = exc
                 _log.debug(
@@ -246,15 +251,54 @@ class ReasoningExperienceModel:
                 if config.retry_with_feedback:
                     messages = [*base, *self._feedback(response.text, exc)]
                 continue
-            provenance = calls_provenance(self.provider.model, self.prompt_version, hits, calls, elapsed)
             info: dict[str, object] = {"attempts": len(calls), "repairs": list(parsed.repairs)}
-            return Prediction(parsed.output, provenance, info)
+            output = parsed.output
+            if config.outcome_checks and (output.reward > 0 or output.success or output.done):
+                started = time.perf_counter()
+                checks = await self._check(chat.model_copy(update={"messages": tuple(base)}), request)
+                elapsed += time.perf_counter() - started
+                calls += [c for c, _ in checks]
+                output = _checked(output, [o for _, o in checks if o is not None])
+                info["outcome_checks"] = [None if o is None else (o.reward, o.done) for _, o in checks]
+            provenance = calls_provenance(self.provider.model, self.prompt_version, hits, calls, elapsed)
+            return Prediction(output, provenance, info)
         assert last_error is not None
         raise ModelOutputError(
             f"experience model output unusable: {error_reason(last_error)}",
             raw_text=last_error.raw_text,
             attempts=len(calls),
         )
+
+    def _parse(self, response: ChatResponse) -> ParsedOutput:
+        config = self.config
+        return parse_experience_output(
+            response.text,
+            answer_format=config.answer_format,
+            finish_reason=response.finish_reason,
+            use_reasoning=config.use_reasoning,
+            reward_mode=config.reward_mode,
+            reward_tolerance=config.reward_tolerance,
+        )
+
+    async def _check(
+        self, chat: ChatRequest, request: ExperienceRequest
+    ) -> list[tuple[ChatResponse, ExperienceOutput | None]]:
+        """``outcome_checks`` sampled answers to the first attempt's question (``None``: unusable)."""
+        seed = self._seed(request)
+        checks: list[tuple[ChatResponse, ExperienceOutput | None]] = []
+
+        async def ask(i: int) -> None:
+            sampled = {"temperature": self.config.check_temperature, "seed": derive_seed(seed, "check", i)}
+            response = await self.provider.complete(chat.model_copy(update=sampled))
+            try:
+                checks.append((response, self._parse(response).output))
+            except ModelOutputError:
+                checks.append((response, None))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(self.config.outcome_checks):
+                tg.start_soon(ask, i)
+        return checks
 
     def _seed(self, request: ExperienceRequest) -> int | None:
         """The request's seed; in deterministic mode an unseeded request gets one from its content."""
@@ -335,6 +379,19 @@ class ReasoningExperienceModel:
             raw_text=last_error.raw_text,
             attempts=config.max_retries + 1,
         )
+
+
+def _checked(output: ExperienceOutput, checks: Sequence[ExperienceOutput]) -> ExperienceOutput:
+    """The least rewarding answer (unsuccessful before successful, then by reward; ``output`` first among
+    equals), ending the episode if most of the least rewarding answers do: a whole answer, so its next
+    state shows no score or item it was not granted."""
+    answers = [output, *checks]
+    lowest = min((a.success, a.reward) for a in answers)
+    cautious = [a for a in answers if (a.success, a.reward) == lowest]
+    done = 2 * sum(a.done for a in cautious) > len(cautious) or (
+        2 * sum(a.done for a in cautious) == len(cautious) and cautious[0].done
+    )
+    return next(a for a in cautious if a.done == done)
 
 
 def _same_step(request: ExperienceRequest, hits: Sequence[SearchHit]) -> Transition | None:

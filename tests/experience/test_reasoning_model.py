@@ -485,3 +485,40 @@ async def test_exact_replay_answers_known_steps_from_the_buffer() -> None:
         elsewhere = task.model_copy(update={"id": "other-kitchen"})
         await model.predict(ExperienceRequest(task=elsewhere, state=known.state, action="dice carrot"))
         assert len(calls) == 2  # another game's transition is only an example
+
+
+async def test_outcome_checks_keep_only_the_grants_and_endings_sampled_answers_agree_on() -> None:
+    """A grant the model is unsure of (a sampled answer denies it) is withdrawn and an ending most answers
+    deny is dropped; a sure one stays, and steps that neither reward nor end cost no extra call."""
+    task = Task(id="kitchen", instruction="cook", initial_state="kitchen")
+    calls: list[ChatRequest] = []
+
+    def llm(request: ChatRequest) -> str:
+        calls.append(request)
+        action, sampled = action_of(request), request.temperature > 0
+        if action == "eat meal":  # sure: every answer wins
+            return answer("full", won=True)
+        if action == "eat onion":  # unsure: won greedily, lost by one sampled answer in two
+            won = not sampled or (request.seed or 0) % 2 == 0
+            return answer("full" if won else "still hungry", won=won)
+        if action == "drop knife":  # ends the episode greedily only
+            ending = {"reasoning": "r", "next_state": "k", "reward": 0, "done": not sampled, "success": False}
+            return json.dumps(ending)
+        return answer("kitchen")
+
+    config = ReasoningConfig(outcome_checks=4, check_temperature=0.7, reward_mode="dense")
+    model = ReasoningExperienceModel(FunctionProvider(llm), config=config)
+    sure = await model.predict(ExperienceRequest(task=task, state="kitchen", action="eat meal"))
+    assert (sure.output.reward, sure.output.done, sure.output.success) == (1.0, True, True)
+    assert len(calls) == 5 and {c.temperature for c in calls[1:]} == {0.7}
+    assert len({c.seed for c in calls[1:]}) == 4  # each check samples anew
+    assert sure.info["outcome_checks"] == [(1.0, True)] * 4
+    unsure = await model.predict(ExperienceRequest(task=task, state="kitchen", action="eat onion"))
+    assert (unsure.output.reward, unsure.output.success) == (0.0, False)
+    assert unsure.output.next_state == "still hungry"  # told by an answer that denies the win
+    assert (0.0, False) in unsure.info["outcome_checks"]
+    ending = await model.predict(ExperienceRequest(task=task, state="kitchen", action="drop knife"))
+    assert not ending.output.done  # 1 of 5 answers ends it
+    calls.clear()
+    plain = await model.predict(ExperienceRequest(task=task, state="kitchen", action="look"))
+    assert len(calls) == 1 and "outcome_checks" not in plain.info
