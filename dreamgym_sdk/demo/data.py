@@ -181,13 +181,21 @@ async def open_dream_model(
                 provider_config=provider_config,
                 max_tokens=config.experience_max_tokens,
                 max_retries=1,
+                exact_replay=config.exact_replay,
+                outcome_checks=config.outcome_checks,
             ) as dream:
                 yield dream
             return
         provider = get_provider(model)
         try:
             yield ReasoningExperienceModel(
-                provider, retriever=buffer, config=ReasoningConfig(reward_mode="dense")
+                provider,
+                retriever=buffer,
+                config=ReasoningConfig(
+                    reward_mode="dense",
+                    exact_replay=config.exact_replay,
+                    outcome_checks=config.outcome_checks,
+                ),
             )
         finally:
             await provider.aclose()
