@@ -283,22 +283,23 @@ class ReasoningExperienceModel:
     async def _check(
         self, chat: ChatRequest, request: ExperienceRequest
     ) -> list[tuple[ChatResponse, ExperienceOutput | None]]:
-        """``outcome_checks`` sampled answers to the first attempt's question (``None``: unusable)."""
+        """``outcome_checks`` sampled answers to the first attempt's question, in seed order (``None``:
+        unusable)."""
         seed = self._seed(request)
-        checks: list[tuple[ChatResponse, ExperienceOutput | None]] = []
+        checks: dict[int, tuple[ChatResponse, ExperienceOutput | None]] = {}
 
         async def ask(i: int) -> None:
             sampled = {"temperature": self.config.check_temperature, "seed": derive_seed(seed, "check", i)}
             response = await self.provider.complete(chat.model_copy(update=sampled))
             try:
-                checks.append((response, self._parse(response).output))
+                checks[i] = (response, self._parse(response).output)
             except ModelOutputError:
-                checks.append((response, None))
+                checks[i] = (response, None)
 
         async with anyio.create_task_group() as tg:
             for i in range(self.config.outcome_checks):
                 tg.start_soon(ask, i)
-        return checks
+        return [checks[i] for i in sorted(checks)]
 
     def _seed(self, request: ExperienceRequest) -> int | None:
         """The request's seed; in deterministic mode an unseeded request gets one from its content."""

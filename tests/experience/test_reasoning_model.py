@@ -522,3 +522,24 @@ async def test_outcome_checks_keep_only_the_grants_and_endings_sampled_answers_a
     calls.clear()
     plain = await model.predict(ExperienceRequest(task=task, state="kitchen", action="look"))
     assert len(calls) == 1 and "outcome_checks" not in plain.info
+
+
+async def test_outcome_checks_decide_the_same_way_whichever_answer_comes_back_first() -> None:
+    """Two cautious answers tell different next states: the first check's (by seed order) is kept, not
+    the one that happened to finish first."""
+    from dreamgym_sdk.experience.base import derive_seed
+
+    task = Task(id="kitchen", instruction="cook", initial_state="kitchen")
+    first_check = derive_seed(7, "check", 0)
+
+    async def llm(request: ChatRequest) -> str:
+        if request.temperature == 0:
+            return answer("full", won=True)
+        if request.seed == first_check:
+            await anyio.sleep(0.05)  # the first check finishes last
+            return answer("hungry, first check")
+        return answer("hungry, second check")
+
+    model = ReasoningExperienceModel(FunctionProvider(llm), config=ReasoningConfig(outcome_checks=2))
+    request = ExperienceRequest(task=task, state="kitchen", action="eat onion", seed=7)
+    assert (await model.predict(request)).output.next_state == "hungry, first check"
