@@ -75,8 +75,6 @@ from dreamgym_sdk.types import Task, Transition
 __all__ = ["ARMS", "DemoConfig", "DemoResult", "run_demo"]
 
 T = TypeVar("T")
-_OLD_WAYS = {"exact_replay": False, "outcome_checks": 0}
-"""Settings added with a default that changes what a stage makes: the value a run made before them had."""
 
 
 class DemoResult(BaseModel):
@@ -243,9 +241,8 @@ class _Demo:
         free = {"seeds", "allow_idle_arms"}
         current = self.config.model_dump(mode="json", exclude=free)
         if path.exists():
-            # a setting added since the run was made had its default, or the value that kept the old way
-            before = DemoConfig().model_dump(mode="json", exclude=free) | _OLD_WAYS
-            saved = before | json.loads(path.read_text())
+            # a setting added since the run was made has its default there (a new field keeps the old way)
+            saved = DemoConfig().model_dump(mode="json", exclude=free) | json.loads(path.read_text())
             saved = {k: v for k, v in saved.items() if k not in free}
             changed = sorted(k for k in current.keys() | saved.keys() if current.get(k) != saved.get(k))
             if changed:

@@ -64,13 +64,15 @@ class DemoConfig(BaseModel):
     spare them: the quick preset trains the full prompt only."""
     experience_max_tokens: int = Field(default=320, ge=16)
     """Completion budget of one experience-model answer."""
-    exact_replay: bool = True
+    exact_replay: bool = False
     """A synthetic step whose very state and action a real transition of the same game shows gets the
-    game's own outcome, without asking the model (``ReasoningConfig.exact_replay``)."""
-    outcome_checks: int = Field(default=4, ge=0, le=16)
-    """A synthetic step the experience model rewards or ends is asked again this many times, sampled: it keeps
-    the lowest reward, ends if most answers end it, and succeeds only if all agree
-    (``ReasoningConfig.outcome_checks``; 0: off)."""
+    game's own outcome, without asking the model (``ReasoningConfig.exact_replay``). Off by default: with
+    ``outcome_checks`` it closed the sim-vs-real gap but DreamGym trained worse (docs/results-demo.md,
+    2026-12-08)."""
+    outcome_checks: int = Field(default=0, ge=0, le=16)
+    """A synthetic step the experience model rewards or ends is asked again this many times, sampled, and is
+    told by the least rewarding answer (``ReasoningConfig.outcome_checks``; 0: off, the default, see
+    ``exact_replay``)."""
 
     policy_model: str | None = None
     """``None``: a tiny Llama with a tokenizer trained on the offline data. Otherwise a Hugging Face

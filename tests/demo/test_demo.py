@@ -170,19 +170,6 @@ def test_a_run_directory_made_with_other_settings_is_refused(tmp_path: Path) -> 
     assert "rl_iterations" in result.output and "other settings" in result.output
 
 
-def test_a_run_made_before_a_setting_existed_counts_as_made_the_old_way(tmp_path: Path) -> None:
-    # its synthetic stages were made without exact replay or reward checks: today's defaults would reuse them
-    from dreamgym_sdk.demo import _Demo  # pyright: ignore[reportPrivateUsage]
-    from dreamgym_sdk.errors import ConfigError
-
-    saved = DemoConfig.quick().model_dump(mode="json", exclude={"seeds", "exact_replay", "outcome_checks"})
-    (tmp_path / "demo-config.json").write_text(json.dumps(saved))
-    with pytest.raises(ConfigError, match="exact_replay, outcome_checks differ"):
-        _Demo(DemoConfig.quick(), tmp_path, Console())._check_settings()  # pyright: ignore[reportPrivateUsage]
-    old_way = DemoConfig.quick(exact_replay=False, outcome_checks=0)
-    _Demo(old_way, tmp_path, Console())._check_settings()  # pyright: ignore[reportPrivateUsage]
-
-
 def test_reporting_idle_arms_is_not_a_setting_of_the_run(tmp_path: Path) -> None:
     # the error for an arm that trained on nothing asks for a re-run with allow_idle_arms=true: same run
     from dreamgym_sdk.demo import _Demo  # pyright: ignore[reportPrivateUsage]
