@@ -22,7 +22,7 @@ import anyio
 from dreamgym_sdk.collect import read_jsonl
 from dreamgym_sdk.demo.arms import dream_env_factory
 from dreamgym_sdk.demo.config import DemoConfig
-from dreamgym_sdk.demo.data import episodes_of, make_games, open_dream_model
+from dreamgym_sdk.demo.data import episodes_of, make_games, open_dream_model, starting_where_played
 from dreamgym_sdk.demo.gap import measure_gap
 
 SETTINGS = {"exact_replay", "outcome_checks", "experience_max_tokens", "gap_tasks"}
@@ -49,8 +49,7 @@ async def main(args: argparse.Namespace) -> None:
     train, _ = await make_games(config, args.run / "games", lambda _: None)
     tasks = [g.to_task() for g in train]
     transitions = read_jsonl(args.run / "offline.jsonl")
-    initial = {e.task.id: e.initial_state for e in episodes_of(transitions, {t.id: t for t in tasks})}
-    dream_tasks = [t.model_copy(update={"initial_state": initial[t.id]}) for t in tasks if t.id in initial]
+    dream_tasks = starting_where_played(tasks, episodes_of(transitions, {t.id: t for t in tasks}))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gap.json").unlink(missing_ok=True)  # measure anew, never read back
     replay = args.out / "replay"

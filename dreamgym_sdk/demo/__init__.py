@@ -52,6 +52,7 @@ from dreamgym_sdk.demo.data import (
     episodes_of,
     make_games,
     open_dream_model,
+    starting_where_played,
     train_experience_model,
 )
 from dreamgym_sdk.demo.gap import SimRealGap, measure_gap
@@ -206,10 +207,7 @@ class _Demo:
         # what the experience model learns from and retrieves: the demonstrations and the exploration
         self.grounding = [*self.transitions, *explored]
         self.offline = episodes_of(self.transitions, {t.id: t for t in self.train_tasks})
-        initial = {e.task.id: e.initial_state for e in self.offline}
-        self.dream_tasks = [
-            t.model_copy(update={"initial_state": initial[t.id]}) for t in self.train_tasks if t.id in initial
-        ]
+        self.dream_tasks = starting_where_played(self.train_tasks, self.offline)
         model = config.experience_model
         if model is None:
             path = await self.stage(

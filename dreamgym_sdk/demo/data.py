@@ -19,6 +19,7 @@ __all__ = [
     "episodes_of",
     "make_games",
     "open_dream_model",
+    "starting_where_played",
     "train_experience_model",
 ]
 
@@ -100,6 +101,13 @@ def episodes_of(transitions: Sequence[Transition], tasks: dict[str, Task]) -> li
             )
         )
     return episodes
+
+
+def starting_where_played(tasks: Sequence[Task], episodes: Sequence[Episode]) -> list[Task]:
+    """The tasks ``episodes`` played, each with the initial state its real game starts in (what a
+    synthetic episode of it starts from)."""
+    initial = {e.task.id: e.initial_state for e in episodes}
+    return [t.model_copy(update={"initial_state": initial[t.id]}) for t in tasks if t.id in initial]
 
 
 async def train_experience_model(
